@@ -1,0 +1,126 @@
+"""The interface every codec (classic or learned) implements.
+
+::
+
+    encode(x, s, rate) ──► Payload(data: bytes, ...)       transmitter
+    decode(ReceivedPayload) ──► Reconstruction             receiver
+
+``ReceivedPayload`` carries the bytes after the link plus the byte ranges whose code
+blocks failed their CRC, so a codec can treat them as erasures (packet-based codecs
+conceal them) or give up (a classic codec's bitstream is then corrupt).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RatePoint:
+    """One operating point of a codec.
+
+    Exactly one of ``bpp`` (target bits per pixel, reached by the codec's own rate
+    control) and ``knob`` (the codec's native parameter, e.g. JPEG quality, SQ-GAN kept
+    fraction m, AM-VQ tau) is set. ``label`` names the point in result files.
+    """
+
+    bpp: float | None = None
+    knob: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.bpp is None) == (self.knob is None):
+            raise ValueError(
+                f"RatePoint needs exactly one of bpp or knob, got bpp={self.bpp}, knob={self.knob}"
+            )
+        if self.bpp is not None and not (0.0 < self.bpp <= 24.0):
+            raise ValueError(f"target bpp {self.bpp} outside (0, 24]")
+
+    @property
+    def label(self) -> str:
+        return f"bpp={self.bpp:g}" if self.bpp is not None else f"knob={self.knob:g}"
+
+
+@dataclass(frozen=True)
+class Payload:
+    """Encoder output: the bytes that go on the link.
+
+    Attributes
+    ----------
+    data : bytes
+        The complete bitstream, headers included; ``bpp`` is computed from it.
+    num_pixels : int
+        H * W of the source image.
+    shape : (H, W)
+        Source image size (known to the receiver out of band, as in the papers).
+    knob : float | None
+        The native knob the rate control settled on (for reporting).
+    """
+
+    data: bytes
+    num_pixels: int
+    shape: tuple[int, int]
+    knob: float | None = None
+
+    @property
+    def bpp(self) -> float:
+        return 8.0 * len(self.data) / self.num_pixels
+
+
+@dataclass(frozen=True)
+class ReceivedPayload:
+    """What the receiver hands to ``decode``.
+
+    ``lost`` lists half-open byte ranges [start, stop) of ``data`` that belong to code
+    blocks whose CRC failed: their content is unreliable (not zeroed).
+    """
+
+    data: bytes
+    shape: tuple[int, int]
+    lost: tuple[tuple[int, int], ...] = field(default_factory=tuple)
+
+    @property
+    def intact(self) -> bool:
+        return not self.lost
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """Decoder output.
+
+    Attributes
+    ----------
+    image : [H, W, 3] uint8
+        x_hat. On a failed decode it is whatever the decode-failure policy supplied.
+    labels : [H, W] uint8 or None
+        s_hat, the decoded semantic map, for codecs that transmit one.
+    ok : bool
+        False when the bitstream could not be decoded (the image is then a fallback).
+    concealed : bool
+        True when losses were concealed by the codec itself (partial decode).
+    error : str
+        Why the decode failed, empty when ``ok``.
+    """
+
+    image: np.ndarray
+    labels: np.ndarray | None = None
+    ok: bool = True
+    concealed: bool = False
+    error: str = ""
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """A source codec. Implementations are registered by their YAML name."""
+
+    name: str
+
+    def encode(self, image: np.ndarray, labels: np.ndarray | None, rate: RatePoint) -> Payload:
+        """image: [H, W, 3] uint8; labels: [H, W] uint8 trainIds (or None)."""
+        ...
+
+    def decode(self, received: ReceivedPayload) -> Reconstruction:
+        """Never raises on corrupt input: returns ``Reconstruction(ok=False, ...)``."""
+        ...

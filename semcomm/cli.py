@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 #: model name -> module with configure/run for ``semcomm train <model>``.
 TRAINERS: dict[str, str] = {
     "segmenter": "semcomm.segmentation.train",
+    "sqgan": "semcomm.codecs.sqgan.train",
 }
 
 

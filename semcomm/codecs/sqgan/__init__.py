@@ -1,0 +1,58 @@
+"""SQ-GAN: semantic masked VQ-GAN codec (model, losses, trainer).
+
+Public API::
+
+    from semcomm.codecs.sqgan import SQGAN, load_config, load_model
+    cfg = load_config("configs/sqgan_compact.yaml")
+    model = SQGAN(cfg.model).eval()
+    tokens = model.encode_tokens(x, s, m_x=0.5, m_s=0.5)    # transmitter
+    decoded = model.decode_tokens(tokens, missing_x, missing_s)  # receiver
+
+See ``docs/sqgan.md``.
+"""
+
+from semcomm.codecs.sqgan.config import (
+    BranchConfig,
+    ModelConfig,
+    SQGANConfig,
+    TrainConfig,
+    load_config,
+)
+from semcomm.codecs.sqgan.model import (
+    SQGAN,
+    BranchTokens,
+    SQGANDecoded,
+    SQGANTokens,
+    analytic_bpp,
+    count_parameters,
+    kept_count,
+    labels_from_logits,
+    one_hot_labels,
+)
+
+__all__ = [
+    "SQGAN",
+    "BranchConfig",
+    "BranchTokens",
+    "ModelConfig",
+    "SQGANConfig",
+    "SQGANDecoded",
+    "SQGANTokens",
+    "TrainConfig",
+    "analytic_bpp",
+    "count_parameters",
+    "kept_count",
+    "labels_from_logits",
+    "load_config",
+    "load_model",
+    "one_hot_labels",
+]
+
+
+def __getattr__(name: str) -> object:
+    # The trainer pulls in tqdm and the data package; import it only when asked.
+    if name == "load_model":
+        from semcomm.codecs.sqgan.train import load_model
+
+        return load_model
+    raise AttributeError(f"module 'semcomm.codecs.sqgan' has no attribute {name!r}")

@@ -1,0 +1,133 @@
+"""Trainer: 3-step smoke test per stage, exact resume, model file, CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from semcomm.codecs.sqgan.config import config_from_dict
+from semcomm.codecs.sqgan.train import (
+    Trainer,
+    batch_indices,
+    configure,
+    load_model,
+    lr_at,
+    run,
+    sample_mask_fraction,
+)
+from semcomm.data.types import Sample
+
+from .conftest import tiny_config, tiny_dict
+
+
+def _equal_states(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_schedules_and_sampling() -> None:
+    assert lr_at(0, 100, 1.0, 0.0, 10) == pytest.approx(0.1)
+    assert lr_at(10, 100, 1.0, 0.0, 10) == pytest.approx(1.0)
+    assert lr_at(100, 100, 1.0, 0.1, 10) == pytest.approx(0.1)
+    fr = (0.05, 0.2875, 0.525, 0.7625, 1.0)
+    draws = [sample_mask_fraction(np.random.default_rng(i), fr, -0.95, 0.4) for i in range(400)]
+    assert set(draws) <= set(fr)
+    # LogNormal(-0.95, 0.4) has median 0.387: the two middle-low values dominate.
+    share = sum(d in (0.2875, 0.525) for d in draws) / len(draws)
+    assert share > 0.6
+    idx = [i for step in range(3) for i in batch_indices(6, 2, step, 0, "img")]
+    assert sorted(idx) == list(range(6))  # one epoch visits every image once
+
+
+@pytest.mark.parametrize("stage", ["ssm", "img", "all"])
+def test_three_training_steps_per_stage(stage: str, samples: list[Sample]) -> None:
+    trainer = Trainer(tiny_config(), stage, samples, seed=0)
+    frozen = {k: v.clone() for k, v in trainer.model.semantic.state_dict().items()}
+    before = {k: v.clone() for k, v in trainer.branch.state_dict().items()}
+    for _ in range(3):
+        res = trainer.train_step()
+        assert all(math.isfinite(v) for v in res.logs.values()), res.logs
+        assert {"rec", "d", "g"} <= set(res.logs)
+    assert trainer.step == 3
+    after = trainer.branch.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # it did learn
+    if stage == "all":  # G_s is frozen in stage 3: weights and EMA codebook untouched
+        assert _equal_states(frozen, trainer.model.semantic.state_dict())
+
+
+def test_resume_continues_exactly(tmp_path: Path, samples: list[Sample]) -> None:
+    cfg = tiny_config()
+    straight = Trainer(cfg, "img", samples, seed=3)
+    for _ in range(3):
+        straight.train_step()
+    first = Trainer(cfg, "img", samples, seed=3)
+    for _ in range(2):
+        first.train_step()
+    first.save(tmp_path / "last.pt")
+    resumed = Trainer(cfg, "img", samples, seed=3)
+    resumed.resume(tmp_path / "last.pt")
+    assert resumed.step == 2
+    assert _equal_states(resumed.model.state_dict(), first.model.state_dict())
+    resumed.train_step()
+    assert resumed.step == 3
+    assert _equal_states(resumed.model.state_dict(), straight.model.state_dict())
+    assert _equal_states(resumed.loss.disc.state_dict(), straight.loss.disc.state_dict())
+    with pytest.raises(ValueError, match="'ssm' training checkpoint"):
+        Trainer(cfg, "ssm", samples).resume(tmp_path / "last.pt")
+
+
+def test_fit_writes_loadable_model_file(tmp_path: Path, samples: list[Sample]) -> None:
+    trainer = Trainer(tiny_config(steps={"ssm": 2, "img": 2, "all": 2}), "ssm", samples)
+    path = trainer.fit(tmp_path / "ssm", progress=False, table_images=4)
+    log = [json.loads(ln) for ln in (tmp_path / "ssm" / "loss_log.jsonl").read_text().splitlines()]
+    assert [d["step"] for d in log] == [0, 1]
+    bundle = load_model(path)  # weights_only=True inside
+    assert not bundle.model.training and bundle.meta["step"] == 2
+    for name in ("image", "semantic"):
+        counts = bundle.index_counts[name]
+        assert counts.shape == (32,) and counts.dtype == torch.int64
+        # 4 images x 5 kept fractions x floor(m * 128) kept positions each
+        assert int(counts.sum()) == 4 * sum(math.floor(m * 128 + 1e-9)
+                                            for m in (0.05, 0.2875, 0.525, 0.7625, 1.0))
+    assert _equal_states(bundle.model.state_dict(), trainer.model.state_dict())
+    # The next stage starts from it.
+    nxt = Trainer(tiny_config(), "img", samples)
+    nxt.init_from(path)
+    assert _equal_states(nxt.model.semantic.state_dict(), trainer.model.semantic.state_dict())
+
+
+def test_cli_trains_and_resumes(tmp_path: Path) -> None:
+    import yaml
+
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(tiny_dict(train_count=4)))
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    argv = ["--stage", "ssm", "--config", str(cfg_path), "--out", str(tmp_path / "run"),
+            "--no-progress", "--table-images", "2", "--device", "cpu"]
+    assert run(parser.parse_args([*argv, "--steps", "2"])) == 0
+    ckpt = torch.load(tmp_path / "run" / "ssm" / "last.pt", weights_only=True)
+    assert ckpt["step"] == 2
+    with pytest.warns(UserWarning, match="resuming ssm from step 2"):
+        assert run(parser.parse_args([*argv, "--steps", "3"])) == 0
+    lines = (tmp_path / "run" / "ssm" / "loss_log.jsonl").read_text().splitlines()
+    assert [json.loads(ln)["step"] for ln in lines] == [0, 1, 2]
+    assert (tmp_path / "run" / "ssm" / "model.pt").is_file()
+
+
+def test_config_errors_name_the_key() -> None:
+    d = tiny_dict()
+    d["train"]["batchsize"] = 4
+    with pytest.raises(ValueError, match="nearest valid key: 'train.batch_size'"):
+        config_from_dict(d, source="x.yaml")
+    d = tiny_dict(l1_class_weights={"trafic light": 1.0})
+    with pytest.raises(ValueError, match="did you mean 'traffic light'"):
+        config_from_dict(d)
+    d = tiny_dict(blend_alpha=1.5)
+    with pytest.raises(ValueError, match=r"blend_alpha 1.5 outside \[0, 1\]"):
+        config_from_dict(d)

@@ -1,4 +1,4 @@
-"""SQ-GAN: semantic masked VQ-GAN codec (model, losses, trainer).
+"""SQ-GAN: semantic masked VQ-GAN codec (model, losses, trainer, link-facing codec).
 
 Public API::
 
@@ -8,9 +8,22 @@ Public API::
     tokens = model.encode_tokens(x, s, m_x=0.5, m_s=0.5)    # transmitter
     decoded = model.decode_tokens(tokens, missing_x, missing_s)  # receiver
 
+    from semcomm.codecs.sqgan import SQGANCodec             # registered as "sqgan"
+    codec = SQGANCodec(packet_bytes=509)                    # semcomm/assets/sqgan.pt
+    payload = codec.encode(image, labels, RatePoint(knob=0.2875))   # bytes
+    rec = codec.decode(ReceivedPayload(payload.data, payload.shape, lost))
+
 See ``docs/sqgan.md``.
 """
 
+from semcomm.codecs.sqgan.codec import (
+    DEFAULT_CHECKPOINT,
+    M_GRID,
+    TRAIN_COMMAND,
+    AnalyticRate,
+    SQGANCodec,
+    SQGANReceived,
+)
 from semcomm.codecs.sqgan.config import (
     BranchConfig,
     ModelConfig,
@@ -31,12 +44,18 @@ from semcomm.codecs.sqgan.model import (
 )
 
 __all__ = [
+    "DEFAULT_CHECKPOINT",
+    "M_GRID",
     "SQGAN",
+    "TRAIN_COMMAND",
+    "AnalyticRate",
     "BranchConfig",
     "BranchTokens",
     "ModelConfig",
+    "SQGANCodec",
     "SQGANConfig",
     "SQGANDecoded",
+    "SQGANReceived",
     "SQGANTokens",
     "TrainConfig",
     "analytic_bpp",

@@ -1,0 +1,435 @@
+"""SQ-GAN as a link-facing codec: image + semantic map <-> one payload of bytes.
+
+::
+
+    transmitter
+    x [H,W,3] uint8, s [H,W] uint8 ─► SQGAN.encode_tokens(m_x = m, m_s = min(1, rho m))
+        (bpp target: the largest m of a grid whose bytes fit; one image per call)
+          │ indices_s, kept_s  and  indices_x, kept_x
+          ▼
+    encode_payload([TokenGrid "s", TokenGrid "x"], packet_bytes)   static priors from the
+          │                                                         checkpoint's histograms
+          ▼
+    bytes (one packet, or packets of exactly packet_bytes) ─► link ─► bytes + lost ranges
+                                                                          │
+    receiver                                                              ▼
+    decode_payload(bytes, spec(H, W), lost) ─► grids "s", "x": indices, mask, missing
+          │
+          ▼
+    SQGAN.decode_tokens(kept = mask, missing) ─► x_hat [H,W,3] uint8, s_hat [H,W] uint8
+        (the de-masker fills unkept and lost positions alike)
+
+The payload is exactly ``semcomm.bitstream``'s: two masked token grids, the semantic
+one first so that it travels in the first packet (x's decoder is conditioned on s_hat).
+It needs no header of its own: the kept positions travel as the grids' position masks
+(so m and the kept counts are implied), and everything else the receiver needs comes
+from the image shape, the model file and ``packet_bytes`` (the spec's fingerprint seeds
+every packet CRC, so bytes made with another model or size are rejected, not decoded).
+
+Losses: positions of lost or corrupt packets come back ``missing`` and the de-masker
+fills them like unkept ones (``concealed=True``). Only when nothing at all arrived (no
+intact packet: in single-packet mode, any error) is the decode ``ok=False``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from semcomm.bitstream import (
+    DecodedPayload,
+    GridSpec,
+    PayloadSpec,
+    Prior,
+    TokenGrid,
+    decode_payload,
+    encode_payload,
+)
+from semcomm.codecs.base import Payload, RatePoint, ReceivedPayload, Reconstruction
+from semcomm.codecs.registry import register_codec
+from semcomm.codecs.sqgan.model import (
+    SQGAN,
+    BranchTokens,
+    SQGANDecoded,
+    SQGANTokens,
+    analytic_bpp,
+)
+from semcomm.data.types import NUM_CLASSES, VOID
+
+#: The shipped model file (compact config, 128 x 256 street scenes).
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "sqgan.pt"
+#: The command that trains it (after stages ssm and img, docs/sqgan.md "Training").
+TRAIN_COMMAND = "semcomm train sqgan --stage all --config configs/sqgan_compact.yaml"
+#: Rate-control grid of kept fractions m: the paper's five training values
+#: {0.05, 0.2875, 0.525, 0.7625, 1.0} (the trainer's ``mask_fractions``) refined 8x, i.e.
+#: 0.05 + k * 0.95 / 32 for k = 0..32. Intermediate m are valid inputs (top-k masking).
+M_GRID: tuple[float, ...] = tuple(round(0.05 + k * 0.95 / 32, 10) for k in range(33))
+#: Additive pseudo-count per index when turning the checkpoint's histograms into priors
+#: (0.5 = Krichevsky-Trofimov, as ``Prior.fit``): every index stays codable.
+PRIOR_SMOOTHING = 0.5
+#: Grid names inside the payload, in transmission order (semantic first).
+GRID_S, GRID_X = "s", "x"
+
+
+def missing_checkpoint_message(path: Path) -> str:
+    """Why the codec cannot start, and how to get the file."""
+    return (f"SQ-GAN model file {path} not found. Train it with `{TRAIN_COMMAND} "
+            "--init results/train/sqgan/img/model.pt` (after the ssm and img stages, see "
+            f"docs/sqgan.md) and copy results/train/sqgan/all/model.pt to {DEFAULT_CHECKPOINT}, "
+            "or pass checkpoint=<path to a model.pt>")
+
+
+def prior_from_counts(counts: Any, num_symbols: int, branch: str) -> Prior:
+    """Index histogram [K] (raw counts, zeros allowed) -> smoothed static prior.
+
+    p(k) = (count(k) + 0.5) / (N + 0.5 K), exactly what ``Prior.fit`` gives for the
+    samples behind the histogram.
+    """
+    c = torch.as_tensor(counts).detach().cpu().numpy().astype(np.float64)
+    if c.shape != (num_symbols,) or not np.all(np.isfinite(c)) or np.any(c < 0):
+        raise ValueError(f"index_counts[{branch!r}] must be [K={num_symbols}] non-negative "
+                         f"counts, got shape {c.shape}")
+    c = c + PRIOR_SMOOTHING
+    return Prior(c / c.sum())
+
+
+# ----------------------------------------------------------------- typed results
+@dataclass(frozen=True)
+class AnalyticRate:
+    """The paper's rate of a payload beside the real one (both in bits per pixel).
+
+    Attributes
+    ----------
+    kept_x, kept_s : int
+        Kept (transmitted) indices per branch.
+    positions : int
+        Latent positions per branch, h * w.
+    bits_per_index_x, bits_per_index_s : int
+        ceil(log2 K) (10 for K = 1024).
+    bpp_x, bpp_s : float
+        (bits_per_index * kept + positions) / pixels per branch (SQ-GAN's analytic
+        rate: indices plus a 1-bit position mask).
+    bpp_real : float
+        8 * len(payload bytes) / pixels, headers (and packet padding) included.
+    """
+
+    kept_x: int
+    kept_s: int
+    positions: int
+    bits_per_index_x: int
+    bits_per_index_s: int
+    bpp_x: float
+    bpp_s: float
+    bpp_real: float
+
+    @property
+    def bpp(self) -> float:
+        """Analytic bpp of both branches together."""
+        return self.bpp_x + self.bpp_s
+
+    def as_fields(self) -> dict[str, float | int]:
+        """Flat fields for one long-format result line (prefix ``analytic_``)."""
+        return {"analytic_bpp": self.bpp, "analytic_bpp_x": self.bpp_x,
+                "analytic_bpp_s": self.bpp_s, "kept_x": self.kept_x, "kept_s": self.kept_s,
+                "positions": self.positions}
+
+
+@dataclass(frozen=True)
+class SQGANReceived:
+    """Everything the receiver learned about one payload (``decode_detailed``).
+
+    Attributes
+    ----------
+    reconstruction : Reconstruction
+        What ``decode`` returns.
+    missing_x, missing_s : [h, w] bool or None
+        Latent positions filled by the de-masker because their packet was lost (None
+        when the shape itself was invalid).
+    payload : DecodedPayload or None
+        The bitstream layer's report (per-packet fate, errors).
+    decoded : SQGANDecoded or None
+        The model's float output (x_hat [1, 3, H, W], s_logits, s_hat); None when
+        ``ok`` is False.
+    """
+
+    reconstruction: Reconstruction
+    missing_x: np.ndarray | None = None
+    missing_s: np.ndarray | None = None
+    payload: DecodedPayload | None = None
+    decoded: SQGANDecoded | None = None
+
+
+# ----------------------------------------------------------------------- codec
+@register_codec("sqgan")
+class SQGANCodec:
+    """SQ-GAN (Pezone et al., arXiv 2502.09520) with real bytes and packets.
+
+    Parameters
+    ----------
+    checkpoint : str, Path or None
+        A ``model.pt`` written by the trainer (loaded with ``weights_only=True``); None:
+        the shipped ``semcomm/assets/sqgan.pt``. FileNotFoundError when it is missing.
+    packet_bytes : int or None
+        None (default): one packet, the smallest payload; any link error loses it all.
+        An int (the link's ``block_payload_bytes``, 509 for k = 4096 with CRC-24):
+        independent packets of exactly that size, one per code block, so a failed
+        block costs only its positions (concealed); payloads are padded to whole packets.
+    device : str or torch.device
+    m_s_ratio : float > 0
+        The semantic branch keeps m_s = min(1, m_s_ratio * m) where the knob m is the
+        image branch's m_x. 1.0 (default) keeps the same fraction in both branches, as
+        the trainer's index tables do.
+    m_grid : sequence of float or None
+        Kept fractions tried by bpp-target rate control, in (0, 1]; None = :data:`M_GRID`.
+
+    Rates
+    -----
+    ``RatePoint(knob=m)``: m = m_x in [0, 1]. ``RatePoint(bpp=b)``: the largest m of the
+    grid whose payload has at most floor(b H W / 8) bytes (bisection; the size is
+    monotone in m); if even the smallest m overshoots, that payload is returned with a
+    warning and ``payload.bpp > b`` flags the point unreachable (as the classic codecs).
+    """
+
+    name = "sqgan"
+
+    def __init__(self, checkpoint: str | Path | None = None, packet_bytes: int | None = None,
+                 device: str | torch.device = "cpu", m_s_ratio: float = 1.0,
+                 m_grid: Sequence[float] | None = None) -> None:
+        path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
+        if not path.is_file():
+            raise FileNotFoundError(missing_checkpoint_message(path))
+        if isinstance(m_s_ratio, bool) or not (isinstance(m_s_ratio, int | float)
+                                               and math.isfinite(m_s_ratio) and m_s_ratio > 0):
+            raise ValueError(f"m_s_ratio {m_s_ratio!r} must be a finite number > 0")
+        grid = tuple(sorted({float(m) for m in (M_GRID if m_grid is None else m_grid)}))
+        if not grid or any(not 0.0 < m <= 1.0 for m in grid):
+            raise ValueError(f"m_grid {list(grid)} must be a non-empty list of kept "
+                             "fractions in (0, 1]")
+        from semcomm.codecs.sqgan.train import load_model  # pulls in the trainer's imports
+
+        bundle = load_model(path, device)
+        self.model: SQGAN = bundle.model.eval()
+        self.checkpoint = path
+        self.device = torch.device(device)
+        self.m_s_ratio = float(m_s_ratio)
+        self.m_grid = grid
+        self.meta = bundle.meta
+        cfg = self.model.config
+        for branch in ("image", "semantic"):
+            if branch not in bundle.index_counts:
+                raise ValueError(f"{path}: index_counts has no {branch!r} histogram "
+                                 f"(found {sorted(bundle.index_counts)})")
+        self.prior_x = prior_from_counts(bundle.index_counts["image"],
+                                         cfg.image.codebook_size, "image")
+        self.prior_s = prior_from_counts(bundle.index_counts["semantic"],
+                                         cfg.semantic.codebook_size, "semantic")
+        self.packet_bytes = packet_bytes
+        self._specs: dict[tuple[int, int], PayloadSpec] = {}
+        self.spec(cfg.image_size)  # validates packet_bytes now, not at first image
+
+    # ------------------------------------------------------------------ geometry
+    def grid_shape(self, shape: tuple[int, int]) -> tuple[int, int]:
+        """Image (H, W) -> latent grid (h, w); ValueError unless both are multiples of f."""
+        f = self.model.downsampling
+        h, w = (int(v) for v in shape)
+        if h < f or w < f or h % f or w % f:
+            raise ValueError(f"image size {h}x{w} must be a positive multiple of the SQ-GAN "
+                             f"downsampling {f} in both dimensions")
+        return h // f, w // f
+
+    def spec(self, shape: tuple[int, int]) -> PayloadSpec:
+        """What the receiver knows for an (H, W) image: two masked grids, s then x."""
+        key = (int(shape[0]), int(shape[1]))
+        if key not in self._specs:
+            grid = self.grid_shape(key)
+            self._specs[key] = PayloadSpec(
+                (GridSpec(name=GRID_S, shape=grid, prior=self.prior_s, masked=True),
+                 GridSpec(name=GRID_X, shape=grid, prior=self.prior_x, masked=True)),
+                self.packet_bytes)
+        return self._specs[key]
+
+    def m_s(self, m: float) -> float:
+        """Semantic kept fraction for the knob m (= m_x)."""
+        return min(1.0, self.m_s_ratio * m)
+
+    # ------------------------------------------------------------------ encode
+    def encode(self, image: np.ndarray, labels: np.ndarray | None, rate: RatePoint) -> Payload:
+        """One image -> Payload.
+
+        Input
+        -----
+        image : [H, W, 3] uint8   x; H, W multiples of the downsampling (16)
+        labels : [H, W] uint8     s, trainIds in [0, 19), 255 = void (required)
+        rate : RatePoint          knob = m in [0, 1], or a bpp target
+
+        Output
+        ------
+        Payload with ``knob`` = the m used; ``bpp`` counts every byte.
+        """
+        x, s = self._inputs(image, labels)
+        h, w = image.shape[:2]
+        if rate.knob is not None:
+            m = self._check_knob(rate.knob)
+            data = self._encode_m(x, s, m)
+        else:
+            assert rate.bpp is not None  # RatePoint guarantees exactly one is set
+            budget = int(math.floor(rate.bpp * h * w / 8.0))
+            m, data = self._fit_budget(x, s, budget)
+            if len(data) > budget:
+                warnings.warn(f"sqgan: target {rate.bpp:g} bpp unreachable at {h}x{w}; the "
+                              f"cheapest setting (m={m:g}) gives {8 * len(data) / (h * w):.4f} "
+                              "bpp", stacklevel=2)
+        return Payload(data=data, num_pixels=h * w, shape=(h, w), knob=m)
+
+    def encode_tokens(self, image: np.ndarray, labels: np.ndarray, m: float) -> SQGANTokens:
+        """The tokens ``encode`` sends at knob m (for inspection and tests)."""
+        x, s = self._inputs(image, labels)
+        m = self._check_knob(m)
+        return self.model.encode_tokens(x, s, m, self.m_s(m))
+
+    def pack(self, tokens: SQGANTokens) -> bytes:
+        """Tokens of one image -> payload bytes (the entropy coder's output)."""
+        sem, img = tokens.semantic, tokens.image
+        if sem.kept.shape[0] != 1 or img.kept.shape[0] != 1:
+            raise ValueError(f"one image per payload, got batches of {img.kept.shape[0]}")
+        return encode_payload([
+            TokenGrid(name=name, indices=tok.indices[0].cpu().numpy(), prior=prior,
+                      mask=tok.kept[0].cpu().numpy())
+            for name, tok, prior in ((GRID_S, sem, self.prior_s), (GRID_X, img, self.prior_x))
+        ], self.packet_bytes)
+
+    def _encode_m(self, x: torch.Tensor, s: torch.Tensor, m: float) -> bytes:
+        return self.pack(self.model.encode_tokens(x, s, m, self.m_s(m)))
+
+    def _fit_budget(self, x: torch.Tensor, s: torch.Tensor, budget: int) -> tuple[float, bytes]:
+        """Largest grid m whose payload has <= budget bytes (or the smallest m)."""
+        grid = self.m_grid
+        sizes: dict[int, bytes] = {}
+
+        def size(i: int) -> int:
+            if i not in sizes:
+                sizes[i] = self._encode_m(x, s, grid[i])
+            return len(sizes[i])
+
+        last = len(grid) - 1
+        if size(0) > budget:  # unreachable: the caller warns
+            return grid[0], sizes[0]
+        if size(last) <= budget:
+            return grid[last], sizes[last]
+        good, bad = 0, last  # good fits, bad does not
+        while bad - good > 1:
+            mid = (good + bad) // 2
+            if size(mid) <= budget:
+                good = mid
+            else:
+                bad = mid
+        return grid[good], sizes[good]
+
+    def _check_knob(self, knob: float) -> float:
+        if isinstance(knob, bool) or not isinstance(knob, int | float) or not 0.0 <= knob <= 1.0:
+            raise ValueError(f"sqgan kept fraction m={knob!r} must be a number in [0, 1]")
+        return float(knob)
+
+    def _inputs(self, image: np.ndarray, labels: np.ndarray | None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 x [H,W,3], s [H,W] -> x [1,3,H,W] float32 in [0,1], s [1,H,W] int64."""
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or (
+                image.shape[2] != 3):
+            raise ValueError(f"image must be a [H, W, 3] uint8 array, got "
+                             f"{getattr(image, 'shape', type(image))} "
+                             f"{getattr(image, 'dtype', '')}")
+        self.grid_shape(image.shape[:2])
+        if labels is None:
+            raise ValueError("sqgan needs the semantic map s (labels [H, W] uint8 trainIds); "
+                             "got None")
+        lab = np.asarray(labels)
+        if lab.shape != image.shape[:2] or not np.issubdtype(lab.dtype, np.integer):
+            raise ValueError(f"labels must be an integer [H, W] = {image.shape[:2]} map, got "
+                             f"{lab.shape} {lab.dtype}")
+        bad = (lab != VOID) & ((lab < 0) | (lab >= NUM_CLASSES))
+        if bad.any():
+            raise ValueError(f"labels have values {sorted(set(lab[bad].tolist()))[:5]}; allowed "
+                             f"[0, {NUM_CLASSES}) and {VOID} (void)")
+        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+        s = torch.from_numpy(lab.astype(np.int64))[None]
+        return x.to(self.device, torch.float32) / 255.0, s.to(self.device)
+
+    # ------------------------------------------------------------------ rates
+    def analytic_rate(self, payload: Payload) -> AnalyticRate:
+        """The paper's analytic bpp of a payload, from its bytes (kept counts read from
+        the transmitted masks), beside its real bpp. ValueError on a damaged payload."""
+        dec = decode_payload(payload.data, self.spec(payload.shape))
+        if not dec.ok:
+            raise ValueError(f"payload does not decode cleanly: {'; '.join(dec.errors)}")
+        cfg = self.model.config
+        kx, ks = int(dec.grids[GRID_X].mask.sum()), int(dec.grids[GRID_S].mask.sum())
+        positions = int(dec.grids[GRID_X].mask.size)
+        bx = math.ceil(math.log2(cfg.image.codebook_size))
+        bs = math.ceil(math.log2(cfg.semantic.codebook_size))
+        px = payload.num_pixels
+        return AnalyticRate(kx, ks, positions, bx, bs, analytic_bpp(kx, positions, px, bx),
+                            analytic_bpp(ks, positions, px, bs), payload.bpp)
+
+    # ------------------------------------------------------------------ decode
+    def decode(self, received: ReceivedPayload) -> Reconstruction:
+        """Received bytes -> x_hat [H,W,3] uint8, s_hat [H,W] uint8; never raises.
+
+        Lost positions are concealed by the de-masker (``concealed=True``); ``ok=False``
+        (grey image, no labels, ``error`` set) only when no position arrived.
+        """
+        return self.decode_detailed(received).reconstruction
+
+    def decode_detailed(self, received: ReceivedPayload) -> SQGANReceived:
+        """``decode`` plus which latent positions were missing and the packet report."""
+        try:
+            return self._decode(received)
+        except Exception as err:  # noqa: BLE001 - the contract: a result, never a raise
+            return SQGANReceived(_failed(received.shape, f"{type(err).__name__}: {err}"))
+
+    def _decode(self, received: ReceivedPayload) -> SQGANReceived:
+        try:
+            spec = self.spec(received.shape)
+        except ValueError as err:
+            return SQGANReceived(_failed(received.shape, str(err)))
+        dec = decode_payload(received.data, spec, lost=received.lost)
+        gs, gx = dec.grids[GRID_S], dec.grids[GRID_X]
+        if gs.missing.all() and gx.missing.all():
+            reason = "; ".join(dec.errors) or "no position received"
+            return SQGANReceived(_failed(received.shape, f"nothing decodable: {reason}"[:300]),
+                                 gx.missing, gs.missing, dec)
+        tokens = SQGANTokens(image=self._branch(gx.indices, gx.mask),
+                             semantic=self._branch(gs.indices, gs.mask))
+        out = self.model.decode_tokens(tokens, self._bool(gx.missing), self._bool(gs.missing))
+        image = (out.x_hat[0].clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+        rec = Reconstruction(image=np.ascontiguousarray(image.permute(1, 2, 0).cpu().numpy()),
+                             labels=out.s_hat[0].to(torch.uint8).cpu().numpy(), ok=True,
+                             concealed=bool(gs.missing.any() or gx.missing.any()))
+        return SQGANReceived(rec, gx.missing, gs.missing, dec, out)
+
+    def _branch(self, indices: np.ndarray, mask: np.ndarray) -> BranchTokens:
+        return BranchTokens(torch.from_numpy(indices)[None].to(self.device), self._bool(mask))
+
+    def _bool(self, a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=bool))[None].to(self.device)
+
+    def __repr__(self) -> str:
+        return (f"SQGANCodec(checkpoint={str(self.checkpoint)!r}, packet_bytes="
+                f"{self.packet_bytes}, m_s_ratio={self.m_s_ratio:g})")
+
+
+def _failed(shape: tuple[int, int], error: str) -> Reconstruction:
+    """ok=False with a mid-grey image of the expected size (the pipeline shows its
+    failure-policy image instead)."""
+    try:
+        h, w = max(1, int(shape[0])), max(1, int(shape[1]))
+    except (TypeError, ValueError, IndexError):
+        h, w = 1, 1
+    return Reconstruction(image=np.full((h, w, 3), 128, np.uint8), labels=None, ok=False,
+                          error=error)

@@ -1,0 +1,441 @@
+"""Experiment YAML -> validated :class:`Experiment`, before any compute.
+
+Loading: ``extends: base.yaml`` (relative to the file, chains allowed) is deep-merged
+(mappings merge key by key, anything else replaces), then the result is validated with
+pydantic models that forbid unknown keys. The first error becomes ONE line naming the
+file, the key path, the bad value and the allowed values or the nearest valid key::
+
+    experiments/x.yaml: links[0].modulation: modulation '8psk' not supported; choose one
+    of ['qpsk', '16qam', '64qam', '256qam'] (got '8psk')
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import itertools
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from semcomm.codecs.base import RatePoint
+
+
+class ConfigError(ValueError):
+    """An invalid experiment file; the message is one line."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetConfig(_Strict):
+    """Which images: ``build_dataset(name, split=, count=, size=, seed=, root=)``."""
+
+    name: Literal["streetscenes", "cityscapes", "imagefolder"] = "streetscenes"
+    split: str = "val"
+    count: PositiveInt = 16
+    size: tuple[PositiveInt, PositiveInt] | None = (128, 256)
+    seed: NonNegativeInt = 0
+    root: str | None = None
+
+
+class SegmenterConfig(_Strict):
+    """``build_segmenter(name, **params)``: bundled | ground-truth | torchscript."""
+
+    name: Literal["bundled", "ground-truth", "torchscript"] = "bundled"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class CodecConfig(_Strict):
+    """One codec and its rate points (any mix of the three lists)."""
+
+    name: str
+    label: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    bpp: list[PositiveFloat] = Field(default_factory=list)
+    knob: list[float] = Field(default_factory=list)
+    bandwidth_ratio: list[PositiveFloat] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        from semcomm.codecs.registry import codec_factory
+
+        codec_factory(name)  # ValueError naming the nearest registered codec
+        return name
+
+    @field_validator("bpp")
+    @classmethod
+    def _bpp_range(cls, values: list[float]) -> list[float]:
+        for v in values:
+            RatePoint(bpp=v)  # ValueError outside (0, 24]
+        return values
+
+    @model_validator(mode="after")
+    def _has_rates(self) -> CodecConfig:
+        if not (self.bpp or self.knob or self.bandwidth_ratio):
+            raise ValueError(f"codec {self.name!r} needs at least one rate: bpp: [..], "
+                             "knob: [..] or bandwidth_ratio: [..]")
+        return self
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+    def rate_specs(self) -> list[tuple[str, float]]:
+        """[(kind, value)] with kind in bpp | knob | bandwidth_ratio, in YAML order."""
+        return ([("bpp", v) for v in self.bpp] + [("knob", v) for v in self.knob]
+                + [("bandwidth_ratio", v) for v in self.bandwidth_ratio])
+
+
+class RangeConfig(_Strict):
+    """start, start + step, ... up to and including stop (dB)."""
+
+    start: float
+    stop: float
+    step: PositiveFloat
+
+    def values(self) -> list[float]:
+        if self.stop < self.start:
+            raise ValueError(f"stop {self.stop} < start {self.start}")
+        count = int(math.floor((self.stop - self.start) / self.step + 1e-9)) + 1
+        return [round(self.start + i * self.step, 10) for i in range(count)]
+
+
+class SnrConfig(_Strict):
+    """Exactly one of ``esno_db`` (Es/N0 per complex symbol) and ``ebno_db`` (Eb/N0 per
+    information bit, converted per link with ``channels.esno_db_from_ebno_db``)."""
+
+    esno_db: list[float] | RangeConfig | None = None
+    ebno_db: list[float] | RangeConfig | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> SnrConfig:
+        if (self.esno_db is None) == (self.ebno_db is None):
+            raise ValueError("give exactly one of esno_db and ebno_db")
+        values = self.values()
+        if not values or len(set(values)) != len(values):
+            raise ValueError(f"SNR list {values} must be non-empty without duplicates")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "esno" if self.esno_db is not None else "ebno"
+
+    def values(self) -> list[float]:
+        v = self.esno_db if self.esno_db is not None else self.ebno_db
+        return v.values() if isinstance(v, RangeConfig) else [float(x) for x in (v or [])]
+
+
+class StoppingConfig(_Strict):
+    """Per point: stop after the image at which ``target_block_errors`` block errors
+    have been seen (and at least ``min_images`` images), or at ``max_images``."""
+
+    target_block_errors: PositiveInt | None = None
+    max_images: PositiveInt | None = None
+    min_images: PositiveInt = 1
+
+
+class FailureConfig(_Strict):
+    """Decode-failure policy for CRC-detected losses (see ``semcomm.pipeline``)."""
+
+    policy: Literal["mean", "grey", "conceal"] = "mean"
+    mean_images: PositiveInt = 32
+
+
+def _local_file(path: str) -> str:
+    if not Path(path).expanduser().is_file():
+        raise ValueError(f"weight file {path!r} not found (LPIPS/FID weights cannot be "
+                         "downloaded here: point to local files)")
+    return path
+
+
+class LpipsConfig(_Strict):
+    """LPIPS from local files: torchvision-layout ``features`` + official linear heads."""
+
+    net: Literal["vgg", "alex"] = "vgg"
+    backbone: str
+    heads: str
+
+    _files = field_validator("backbone", "heads")(_local_file)
+
+
+class FidConfig(_Strict):
+    """FID from a local TorchScript feature extractor ([B,3,H,W] in [0,1] -> [B,D])."""
+
+    extractor: str
+
+    _file = field_validator("extractor")(_local_file)
+
+
+class MetricsConfig(_Strict):
+    """mIoU, pixel accuracy, PSNR, BER, BLER, outage, bpp, channel uses are always on."""
+
+    ms_ssim: bool = True
+    lpips: LpipsConfig | None = None
+    fid: FidConfig | None = None
+    bootstrap: PositiveInt = 1000
+    confidence: float = Field(default=0.95, gt=0.0, lt=1.0)
+
+
+class ExecutorConfig(_Strict):
+    kind: Literal["serial", "process"] = "serial"
+    workers: PositiveInt = 1
+
+
+class Experiment(_Strict):
+    """A whole experiment (see docs/experiments.md for every key)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    segmenter: SegmenterConfig = Field(default_factory=SegmenterConfig)
+    tx_semantics: Literal["segmenter", "ground-truth"] = "segmenter"
+    codecs: list[CodecConfig] = Field(min_length=1)
+    links: list[dict[str, Any]] = Field(default_factory=list)
+    snr: SnrConfig | None = None
+    realizations: PositiveInt = 1
+    stopping: StoppingConfig = Field(default_factory=StoppingConfig)
+    failure: FailureConfig = Field(default_factory=FailureConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    gallery_images: NonNegativeInt = 1
+    seed: NonNegativeInt = 0
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+
+    @field_validator("links")
+    @classmethod
+    def _links_valid(cls, links: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        expand_links(links)  # raises ValueError naming the bad field
+        return links
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Experiment:
+        labels = [c.display for c in self.codecs]
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        if dup:
+            raise ValueError(f"codec labels {dup} repeat; give each entry a distinct 'label'")
+        if self.links and self.snr is None:
+            raise ValueError("links are given but snr is missing (esno_db or ebno_db)")
+        for c in self.codecs:
+            if c.bandwidth_ratio and not self.links:
+                raise ValueError(f"codec {c.display!r}: bandwidth_ratio needs at least one link")
+        return self
+
+    @property
+    def max_images(self) -> int:
+        return min(self.dataset.count, self.stopping.max_images or self.dataset.count)
+
+
+# --------------------------------------------------------------------------- links
+
+
+def _link_label(cfg: Any) -> str:
+    code = f"ldpc{cfg.code_rate:.3g}" if cfg.coding == "ldpc" else "uncoded"
+    return f"{cfg.modulation}-{code}-{cfg.channel}"
+
+
+def expand_links(links: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """Link entries -> [(label, channels.LinkConfig)]; list values expand as a product.
+
+    ``{modulation: [qpsk, 16qam], channel: [awgn, rayleigh-block]}`` gives four links.
+    An optional ``name`` key labels the link (a product appends its index).
+    """
+    from channels import LinkConfig
+
+    out: list[tuple[str, Any]] = []
+    for i, entry in enumerate(links):
+        if not isinstance(entry, dict):
+            raise ValueError(f"links[{i}] must be a mapping of link settings, got {entry!r}")
+        entry = dict(entry)
+        name = entry.pop("name", None)
+        keys = list(entry)
+        axes = [v if isinstance(v, list) else [v] for v in entry.values()]
+        combos = list(itertools.product(*axes))
+        for j, combo in enumerate(combos):
+            try:
+                cfg = LinkConfig.from_dict(dict(zip(keys, combo, strict=True)),
+                                           where=f"links[{i}]")
+            except (TypeError, ValueError) as err:
+                # "@<key path>: <message>" lets _format_error report the element's path.
+                raise ValueError(f"@links[{i}]: {str(err).removeprefix(f'links[{i}]: ')}") \
+                    from None
+            label = _link_label(cfg) if name is None else (
+                str(name) if len(combos) == 1 else f"{name}-{j}")
+            out.append((label, cfg))
+    labels = [lab for lab, _ in out]
+    for lab in labels:
+        if labels.count(lab) > 1:
+            raise ValueError(f"two links are both labelled {lab!r}; give them distinct 'name's")
+    return out
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def load_layers(path: str | Path) -> list[tuple[Path, dict[str, Any]]]:
+    """[(file, raw mapping)] from the most basic ``extends`` ancestor to ``path``."""
+    layers: list[tuple[Path, dict[str, Any]]] = []
+    current: Path | None = Path(path)
+    while current is not None:
+        if any(current.resolve() == p.resolve() for p, _ in layers):
+            raise ConfigError(f"{current}: 'extends' cycle")
+        data = _read_yaml(current)
+        parent = data.pop("extends", None)
+        layers.append((current, data))
+        if parent is not None and not isinstance(parent, str):
+            raise ConfigError(f"{current}: extends: must be a file name, got {parent!r}")
+        current = (current.parent / parent) if parent else None
+    return layers[::-1]
+
+
+def _has_path(data: Any, loc: tuple[Any, ...]) -> bool:
+    for key in loc:
+        in_dict = isinstance(data, dict) and key in data
+        in_list = isinstance(data, list) and isinstance(key, int) and key < len(data)
+        if in_dict or in_list:
+            data = data[key]
+        else:
+            return False
+    return True
+
+
+def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the model that sits at ``loc`` (for 'nearest key' hints)."""
+    current: Any = model
+    for key in loc:
+        if isinstance(key, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(str(key))
+        if field is None:
+            return []
+        current = _model_in(field.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _format_error(err: ValidationError, layers: list[tuple[Path, dict[str, Any]]]) -> str:
+    first = err.errors()[0]
+    loc = tuple(x for x in first["loc"] if not (isinstance(x, str) and x in _UNION_TAGS))
+    where = layers[-1][0]
+    for path, data in reversed(layers):
+        if _has_path(data, loc):
+            where = path
+            break
+    key_path = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in loc).lstrip(".")
+    msg = first["msg"].removeprefix("Value error, ")
+    if msg.startswith("@"):
+        key_path, msg = msg[1:].split(": ", 1)
+    elif first["type"] == "extra_forbidden":
+        valid = _valid_keys(Experiment, loc[:-1])
+        near = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        msg = f"unknown key; {hint}valid keys: {', '.join(valid)}"
+    elif "input" in first and first["type"] != "missing":
+        msg += f" (got {first['input']!r})"
+    more = len(err.errors()) - 1
+    tail = f" [and {more} more error{'s' if more > 1 else ''}]" if more else ""
+    return f"{where}: {key_path or '(top level)'}: {msg}{tail}"
+
+
+_UNION_TAGS = {"list[float]", "RangeConfig", "function-after[_one(), SnrConfig]"}
+
+
+def resolve(data: dict[str, Any], where: str | Path = "<config>") -> Experiment:
+    """Validate a merged mapping; raise ConfigError (one line) on any problem."""
+    try:
+        return Experiment.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, [(Path(str(where)), data)])) from None
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read, merge ``extends`` chains, validate. Raises ConfigError with one line."""
+    layers = load_layers(path)
+    merged: dict[str, Any] = {}
+    for _, data in layers:
+        merged = _deep_merge(merged, data)
+    try:
+        return Experiment.model_validate(merged)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, layers)) from None
+
+
+def to_yaml(exp: Experiment) -> str:
+    """The resolved experiment as YAML (what ``config.yaml`` in a run folder holds)."""
+    return yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False)
+
+
+def smoke(exp: Experiment) -> Experiment:
+    """A tiny-budget copy for smoke tests: 2 images, first rate, lowest and highest SNR."""
+    data = exp.model_dump(mode="json")
+    data["dataset"]["count"] = 2
+    data["stopping"]["max_images"] = 2
+    data["stopping"]["min_images"] = 1
+    data["realizations"] = 1
+    data["failure"]["mean_images"] = 2
+    data["metrics"]["bootstrap"] = 50
+    data["executor"] = {"kind": "serial", "workers": 1}
+    data["codecs"] = [_first_rate(c, exp.codecs[i]) for i, c in enumerate(data["codecs"])]
+    if exp.snr is not None:
+        values = exp.snr.values()
+        data["snr"] = {f"{exp.snr.kind}_db": sorted({values[0], values[-1]})}
+    data["name"] = f"{exp.name}-smoke"
+    return Experiment.model_validate(data)
+
+
+def _first_rate(dumped: dict[str, Any], codec: CodecConfig) -> dict[str, Any]:
+    kind, value = codec.rate_specs()[0]
+    out = {**dumped, "bpp": [], "knob": [], "bandwidth_ratio": []}
+    out[kind] = [value]
+    return out

@@ -1,0 +1,89 @@
+"""``points.jsonl``: one JSON line per measurement, appended, flushed and fsync'd.
+
+A run killed at any moment (SIGKILL included) leaves at most one partial last line;
+:class:`PointStore` drops it on open, so ``--resume`` loses nothing that was
+complete and recomputes nothing already written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+#: Fields that identify a measurement (its primary key).
+KEY_FIELDS = ("kind", "codec", "rate", "link", "snr_db", "image", "realization")
+
+
+def line_key(line: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(line[k] for k in KEY_FIELDS)
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: non-finite floats become null, numpy scalars become Python ones."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class PointStore:
+    """Append-only measurement log with a key index.
+
+    Parameters
+    ----------
+    path : Path of ``points.jsonl`` (created if missing).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.lines: dict[tuple[Any, ...], dict[str, Any]] = {}
+        if self.path.exists():
+            self._load()
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+
+    def _load(self) -> None:
+        raw = self.path.read_bytes()
+        end = raw.rfind(b"\n") + 1  # a SIGKILL mid-write leaves a partial last line
+        if end != len(raw):
+            with open(self.path, "r+b") as fh:
+                fh.truncate(end)
+        for text in raw[:end].decode("utf-8").splitlines():
+            if text.strip():
+                line = json.loads(text)
+                self.lines[line_key(line)] = line
+
+    def __contains__(self, key: tuple[Any, ...]) -> bool:
+        return key in self.lines
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def get(self, key: tuple[Any, ...]) -> dict[str, Any] | None:
+        return self.lines.get(key)
+
+    def append(self, lines: Iterable[dict[str, Any]]) -> None:
+        """Write lines (skipping keys already present) and make them durable."""
+        text = []
+        for line in lines:
+            clean = _clean(line)
+            key = line_key(clean)
+            if key in self.lines:
+                continue
+            self.lines[key] = clean
+            text.append(json.dumps(clean, separators=(",", ":")) + "\n")
+        if text:
+            self._fh.write("".join(text))
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()

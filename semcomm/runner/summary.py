@@ -1,0 +1,191 @@
+"""points.jsonl -> one summary row per (kind, codec, rate, link, SNR), with intervals.
+
+Row statistics (see docs/experiments.md):
+
+* ``miou``      pooled over the point's transmissions: per class, summed intersection
+                over summed union; mean over classes with a non-zero union. Interval:
+                percentile bootstrap resampling transmissions.
+* ``pixel_acc`` summed correct / summed labelled pixels (bootstrap likewise).
+* ``psnr``, ``ms_ssim``, ``lpips``: means over transmissions with bootstrap intervals
+  (PSNR of an exact reconstruction is +inf and is left out of the mean).
+* ``ber``       summed bit errors / summed bits.
+* ``bler``      summed block errors / summed blocks, Wilson interval.
+* ``outage``    share of transmissions with any CRC-failed block, Wilson interval.
+* ``bpp``, ``channel_uses``, ``cu_per_pixel``: means of what was actually sent.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semcomm import stats
+from semcomm.metrics import frechet_distance, mean_iou, pixel_accuracy
+
+#: Columns of summary.csv, in order.
+COLUMNS = [
+    "kind", "codec", "rate", "link", "snr_db", "esno_db", "n", "images", "stopped_early",
+    "miou", "miou_lo", "miou_hi", "pixel_acc", "pixel_acc_lo", "pixel_acc_hi",
+    "map_miou", "psnr", "psnr_lo", "psnr_hi", "ms_ssim", "ms_ssim_lo", "ms_ssim_hi",
+    "lpips", "lpips_lo", "lpips_hi", "fid",
+    "ber", "bler", "bler_lo", "bler_hi", "outage", "outage_lo", "outage_hi", "undetected",
+    "target_bpp", "bpp", "knob", "unreachable", "channel_uses", "cu_per_pixel",
+    "ok", "concealed", "failed",
+]
+
+_GROUP = ("kind", "codec", "rate", "link", "snr_db")
+
+
+def _sort_key(key: tuple[Any, ...], order: dict[str, int]) -> tuple[Any, ...]:
+    kind, codec, rate, link, snr = key
+    kinds = {"original": 0, "error-free": 1, "link": 2}
+    return (kinds.get(kind, 9), order.get(codec, 99), str(rate), str(link),
+            -math.inf if snr is None else snr)
+
+
+def _mean_ci(values: list[Any], n_boot: int, conf: float, seed: int) -> tuple[float, ...]:
+    x = np.array([v for v in values if v is not None], dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+    lo, hi = stats.bootstrap_mean_interval(x, n_boot, conf, seed)
+    return float(x.mean()), lo, hi
+
+
+def _semantic(rows: list[dict[str, Any]], n_boot: int, conf: float, seed: int) -> dict:
+    out: dict[str, Any] = {}
+    labelled = [r for r in rows if "inter" in r]
+    if labelled:
+        inter = np.array([r["inter"] for r in labelled], dtype=np.float64)
+        union = np.array([r["union"] for r in labelled], dtype=np.float64)
+        out["miou"] = mean_iou(inter, union)
+        out["miou_lo"], out["miou_hi"] = stats.bootstrap_ratio_interval(
+            inter, union, n_boot, conf, seed)
+        correct = np.array([r["correct"] for r in labelled], dtype=np.float64)
+        total = np.array([r["labelled"] for r in labelled], dtype=np.float64)
+        out["pixel_acc"] = pixel_accuracy(correct, total)
+        out["pixel_acc_lo"], out["pixel_acc_hi"] = stats.bootstrap_ratio_interval(
+            correct[:, None], total[:, None], n_boot, conf, seed)
+    mapped = [r for r in rows if "map_inter" in r]
+    if mapped:
+        out["map_miou"] = mean_iou(np.array([r["map_inter"] for r in mapped]),
+                                   np.array([r["map_union"] for r in mapped]))
+    return out
+
+
+def _link(rows: list[dict[str, Any]], conf: float) -> dict[str, Any]:
+    if rows[0]["kind"] != "link":
+        return {}
+    bits = sum(r["bits"] for r in rows)
+    blocks = sum(r["blocks"] for r in rows)
+    block_errors = sum(r["block_errors"] for r in rows)
+    outages = sum(1 for r in rows if r["block_errors"] > 0)
+    bler_lo, bler_hi = stats.wilson_interval(block_errors, blocks, conf)
+    out_lo, out_hi = stats.wilson_interval(outages, len(rows), conf)
+    pixels = np.mean([8 * r["bytes"] / r["bpp"] for r in rows])
+    cu = float(np.mean([r["channel_uses"] for r in rows]))
+    return {
+        "esno_db": rows[0].get("esno_db"), "ber": sum(r["bit_errors"] for r in rows) / bits,
+        "bler": block_errors / blocks, "bler_lo": bler_lo, "bler_hi": bler_hi,
+        "outage": outages / len(rows), "outage_lo": out_lo, "outage_hi": out_hi,
+        "undetected": sum(r["undetected"] for r in rows), "channel_uses": cu,
+        "cu_per_pixel": cu / pixels,
+    }
+
+
+def _fid(rows: list[dict[str, Any]], run_dir: Path | None) -> float:
+    if run_dir is None or rows[0]["kind"] == "original":
+        return math.nan
+    from semcomm.runner.sweep import feature_path
+
+    feats, ref = [], []
+    for r in rows:
+        p, q = feature_path(run_dir, r), run_dir / "features" / f"original_{r['image']}.npy"
+        if not (p.exists() and q.exists()):
+            return math.nan
+        feats.append(np.load(p))
+        ref.append(np.load(q))
+    if len(feats) < 2:
+        return math.nan
+    return frechet_distance(np.stack(ref), np.stack(feats))
+
+
+def summarize(lines: Iterable[dict[str, Any]], codec_order: list[str], max_images: int,
+              n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
+              run_dir: Path | None = None, fid: bool = False) -> list[dict[str, Any]]:
+    """Aggregate measurement lines into summary rows (sorted, order-independent)."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for line in lines:
+        groups[tuple(line[k] for k in _GROUP)].append(line)
+    order = {c: j for j, c in enumerate(["original", *codec_order])}
+    out = []
+    for key in sorted(groups, key=lambda k: _sort_key(k, order)):
+        rows = sorted(groups[key], key=lambda r: (r["image"], r["realization"]))
+        row: dict[str, Any] = dict(zip(_GROUP, key, strict=True))
+        images = len({r["image"] for r in rows})
+        row.update(n=len(rows), images=images,
+                   stopped_early=row["kind"] == "link" and images < max_images)
+        row.update(_semantic(rows, n_boot, confidence, seed))
+        for metric in ("psnr", "ms_ssim", "lpips"):
+            if any(metric in r for r in rows):
+                row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = _mean_ci(
+                    [r.get(metric) for r in rows], n_boot, confidence, seed)
+        row.update(_link(rows, confidence))
+        if row["kind"] != "original":
+            row["target_bpp"] = rows[0].get("target_bpp")
+            row["bpp"] = float(np.mean([r["bpp"] for r in rows]))
+            knobs = [r["knob"] for r in rows if r.get("knob") is not None]
+            row["knob"] = float(np.mean(knobs)) if knobs else None
+            row["unreachable"] = sum(bool(r.get("unreachable")) for r in rows)
+            for status in ("ok", "concealed", "failed"):
+                row[status] = sum(r.get("status") == status for r in rows)
+        if fid:
+            row["fid"] = _fid(rows, run_dir)
+        out.append(row)
+    return out
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """summary.csv: one row per point, columns :data:`COLUMNS` (empty = not applicable)."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _fmt(row.get(k)) for k in COLUMNS})
+
+
+def _fmt(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value
+
+
+def table(rows: list[dict[str, Any]], columns: tuple[str, ...] = (
+        "kind", "codec", "rate", "link", "snr_db", "images", "miou", "psnr", "bler",
+        "outage", "bpp", "cu_per_pixel", "failed")) -> str:
+    """A fixed-width text table of the summary rows (what the CLI prints)."""
+    def short(v: Any) -> str:
+        v = _fmt(v)
+        return f"{float(v):.4g}" if isinstance(v, str) and _is_float(v) else str(v)
+
+    cells = [[short(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[j]) for row in cells]) for j, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,446 @@
+"""The sweep: every (codec, rate, link, SNR) point over the dataset, resumable.
+
+::
+
+    Experiment ─► Context (dataset, segmenter, codecs, links, fallback image)
+       phase 1  for each image x codec x rate: encode ONCE (payload cached on disk),
+                decode error-free, measure      ─► "original" and "error-free" lines
+       phase 2  for each point (codec, rate, link, SNR), images in order, in chunks:
+                link.transmit(cached payloads) ─► receiver ─► measure ─► "link" lines
+                stop the point at the image where its block errors reach the target
+       results  points.jsonl ─► summary.csv / summary.json / plots
+
+Seeds: the channel realisation of (image i, link, SNR, realisation r) is seeded from
+SeedSequence([seed, i, link, SNR, r]); it does not depend on the codec (common random
+numbers: every codec sees the same noise and fading), nor on the order, the workers
+or a resume.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import multiprocessing
+import warnings
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from semcomm.codecs.base import Codec, Payload, RatePoint
+from semcomm.codecs.registry import build_codec
+from semcomm.data.types import Sample
+from semcomm.pipeline import Encoded, Receiver, Transmitter, send
+from semcomm.runner.config import Experiment, expand_links
+from semcomm.runner.measure import Evaluator, semantic_counts
+from semcomm.runner.store import PointStore
+
+#: Images per link batch (a chunk is computed together; stopping is still per image).
+CHUNK_IMAGES = 8
+
+
+@dataclass(frozen=True)
+class RateSpec:
+    """A rate entry of the YAML: kind in bpp | knob | bandwidth_ratio."""
+
+    kind: str
+    value: float
+
+    @property
+    def label(self) -> str:
+        short = {"bpp": "bpp", "knob": "knob", "bandwidth_ratio": "cu/px"}[self.kind]
+        return f"{short}={self.value:g}"
+
+
+@dataclass(frozen=True)
+class Point:
+    """One operating point of phase 2."""
+
+    codec: str
+    rate: RateSpec
+    link: str
+    snr_db: float  # as given (Es/N0 or Eb/N0, see ``snr_kind``)
+    esno_db: float
+
+
+def transmission_seed(seed: int, image: int, link: str, snr_db: float, realization: int) -> int:
+    """63-bit channel seed of one transmission (independent of codec and order)."""
+    ss = np.random.SeedSequence([seed, image, zlib.crc32(link.encode()),
+                                 zlib.crc32(f"{snr_db:.6g}".encode()), realization])
+    hi, lo = ss.generate_state(2, np.uint32)
+    return (int(hi) << 31) | (int(lo) >> 1)
+
+
+class Context:
+    """Everything built from an Experiment (the only place that imports the link)."""
+
+    def __init__(self, exp: Experiment, run_dir: Path) -> None:
+        from channels import Link
+        from semcomm.data import build_dataset
+        from semcomm.segmentation import build_segmenter
+
+        self.exp, self.run_dir = exp, run_dir
+        d = exp.dataset
+        kwargs = _dataset_kwargs(d.model_dump(), d.name)
+        self.dataset = build_dataset(d.name, **kwargs)
+        count = min(exp.max_images, len(self.dataset))
+        self.samples: list[Sample] = [self.dataset[i] for i in range(count)]
+        self.segmenter = build_segmenter(exp.segmenter.name, **exp.segmenter.params)
+        self.evaluator = Evaluator(exp, self.segmenter, exp.segmenter.name == "ground-truth")
+        self.codecs: dict[str, Codec] = {
+            c.display: build_codec(c.name, **c.params) for c in exp.codecs}
+        self.link_configs = dict(expand_links(exp.links))
+        self.links = {label: Link(cfg) for label, cfg in self.link_configs.items()}
+        self.fallback = _fallback_image(exp, self.samples)
+        self._check_budgets()
+        self.tx_labels = self._tx_semantics()
+
+    def _check_budgets(self) -> None:
+        """Resolve every bandwidth ratio now, so a too-small one fails before compute."""
+        shapes = {s.image.shape[:2] for s in self.samples}
+        for c in self.exp.codecs:
+            for kind, value in c.rate_specs():
+                if kind == "bandwidth_ratio":
+                    for link in self.links:
+                        for shape in shapes:
+                            self.resolve_rate(RateSpec(kind, value), link, shape)
+
+    def _tx_semantics(self) -> list[np.ndarray | None]:
+        """s given to each encoder: the segmenter's map of x, or the ground truth."""
+        if self.exp.tx_semantics == "ground-truth":
+            return [s.labels for s in self.samples]
+        images = [s.image for s in self.samples]
+        return list(self.evaluator.segment(images, range(len(images)),
+                                           [s.labels for s in self.samples]))
+
+    def esno_db(self, link: str, snr_db: float) -> float:
+        from channels import esno_db_from_ebno_db
+
+        if self.exp.snr is None or self.exp.snr.kind == "esno":
+            return snr_db
+        cfg = self.link_configs[link]
+        return esno_db_from_ebno_db(snr_db, cfg.bits_per_symbol, float(cfg.code_rate))
+
+    def resolve_rate(self, spec: RateSpec, link: str | None, shape: tuple[int, int]) -> RatePoint:
+        """A YAML rate -> RatePoint; bandwidth ratios become the link's byte budget."""
+        if spec.kind == "bpp":
+            return RatePoint(bpp=spec.value)
+        if spec.kind == "knob":
+            return RatePoint(knob=spec.value)
+        assert link is not None
+        pixels = shape[0] * shape[1]
+        budget = self.links[link].max_payload_bytes(int(spec.value * pixels))
+        if budget == 0:
+            raise ValueError(
+                f"bandwidth_ratio {spec.value:g} gives {int(spec.value * pixels)} channel uses "
+                f"per {shape[0]}x{shape[1]} image, less than one code block "
+                f"({self.links[link].symbols_per_block} symbols) of link {link!r}")
+        return RatePoint(bpp=min(24.0, 8.0 * budget / pixels))
+
+    def receiver(self, codec: str, shape: tuple[int, int]) -> Receiver:
+        fallback = self.fallback
+        if fallback.shape[:2] != shape:
+            fallback = np.asarray(Image.fromarray(fallback).resize((shape[1], shape[0])))
+        return Receiver(self.codecs[codec], self.exp.failure.policy, fallback)
+
+
+def _dataset_kwargs(d: dict[str, Any], name: str) -> dict[str, Any]:
+    kwargs = {k: v for k, v in d.items() if k != "name" and v is not None}
+    if name == "imagefolder":
+        kwargs.pop("split", None)
+        kwargs.pop("seed", None)
+        kwargs.pop("count", None)
+    if name == "cityscapes":
+        kwargs.pop("seed", None)
+    if "size" in kwargs:
+        kwargs["size"] = tuple(kwargs["size"])
+    return kwargs
+
+
+def _fallback_image(exp: Experiment, samples: list[Sample]) -> np.ndarray:
+    """The ``mean`` policy's pixelwise mean of N training images (grey otherwise)."""
+    from semcomm.data import build_dataset
+
+    shape = samples[0].image.shape
+    if exp.failure.policy != "mean":
+        return np.full(shape, 128, np.uint8)
+    d = exp.dataset
+    try:
+        kwargs = _dataset_kwargs({**d.model_dump(), "split": "train",
+                                  "count": exp.failure.mean_images}, d.name)
+        train = build_dataset(d.name, **kwargs)
+        images = [train[i].image for i in range(min(exp.failure.mean_images, len(train)))]
+    except (ValueError, FileNotFoundError) as err:
+        warnings.warn(f"mean image: no training split ({err}); averaging the evaluated "
+                      "images instead", stacklevel=2)
+        images = [s.image for s in samples[: exp.failure.mean_images]]
+    acc = np.zeros(shape, np.float64)
+    for img in images:
+        if img.shape != shape:
+            img = np.asarray(Image.fromarray(img).resize((shape[1], shape[0])))
+        acc += img
+    return np.clip(np.rint(acc / len(images)), 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------- phase 1
+
+
+def _payload_path(run_dir: Path, codec: str, i: int, rate: RatePoint) -> Path:
+    tag = f"bpp{rate.bpp!r}" if rate.bpp is not None else f"knob{rate.knob!r}"
+    return run_dir / "payloads" / _safe(codec) / f"{i:06d}_{tag}.json"
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_.=" else "_" for ch in text)
+
+
+class Encoder:
+    """Encodes each (image, codec, rate) once; payloads persist under ``payloads/``."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.memo: dict[tuple[str, int, RatePoint], Encoded] = {}
+
+    def get(self, codec: str, i: int, rate: RatePoint) -> Encoded:
+        key = (codec, i, rate)
+        if key in self.memo:
+            return self.memo[key]
+        sample = self.ctx.samples[i]
+        path = _payload_path(self.ctx.run_dir, codec, i, rate)
+        h, w = sample.image.shape[:2]
+        if path.exists():
+            meta = json.loads(path.read_text())
+            payload = Payload(data=base64.b64decode(meta["data"]), num_pixels=h * w,
+                              shape=(h, w), knob=meta["knob"])
+            enc = Encoded(payload, rate, bool(rate.bpp is not None and payload.bpp > rate.bpp))
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # unreachable targets are flagged per line
+                enc = Transmitter(self.ctx.codecs[codec]).encode(
+                    sample.image, self.ctx.tx_labels[i], rate)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"knob": enc.payload.knob,
+                                       "data": base64.b64encode(enc.payload.data).decode()}))
+            tmp.replace(path)
+        self.memo[key] = enc
+        return enc
+
+
+def _base_line(kind: str, codec: str, rate: str, link: str, snr_db: float | None,
+               i: int, r: int, sample: Sample) -> dict[str, Any]:
+    return {"kind": kind, "codec": codec, "rate": rate, "link": link, "snr_db": snr_db,
+            "image": i, "realization": r, "name": sample.name}
+
+
+def _payload_fields(enc: Encoded) -> dict[str, Any]:
+    p = enc.payload
+    return {"target_bpp": enc.rate.bpp, "knob": p.knob, "bytes": len(p.data), "bpp": p.bpp,
+            "unreachable": enc.unreachable}
+
+
+def _quality_fields(ctx: Context, i: int, x_hat: np.ndarray, s_hat: np.ndarray,
+                    labels_hat: np.ndarray | None) -> dict[str, Any]:
+    sample = ctx.samples[i]
+    out = ctx.evaluator.image_metrics(i, sample.image, x_hat)
+    out.update(semantic_counts(s_hat, sample.labels))
+    if labels_hat is not None:
+        out.update(semantic_counts(labels_hat, sample.labels, prefix="map_"))
+    return out
+
+
+def error_free_specs(ctx: Context) -> list[tuple[str, RateSpec, str | None]]:
+    """(codec, rate spec, link for bandwidth ratios) whose error-free decode is measured."""
+    out: list[tuple[str, RateSpec, str | None]] = []
+    for c in ctx.exp.codecs:
+        for kind, value in c.rate_specs():
+            links = list(ctx.links) if kind == "bandwidth_ratio" else [None]
+            out.extend((c.display, RateSpec(kind, value), link) for link in links)
+    return out
+
+
+def phase_one(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm) -> None:
+    """Original and error-free lines; encodes (and caches) every payload."""
+    for i, sample in enumerate(ctx.samples):
+        key = ("original", "original", "-", "none", None, i, 0)
+        if key not in store:
+            s_hat = ctx.evaluator.segment([sample.image], [i], [sample.labels])[0]
+            line = _base_line("original", "original", "-", "none", None, i, 0, sample)
+            line.update(_quality_fields(ctx, i, sample.image, s_hat, None))
+            store.append([line])
+        _save_gallery(ctx, "original", "-", None, i, sample.image)
+        ctx.evaluator.save_features(sample.image, ctx.run_dir / "features" / f"original_{i}.npy")
+        lines = []
+        for codec, spec, link in error_free_specs(ctx):
+            rate = ctx.resolve_rate(spec, link, sample.image.shape[:2])
+            e = enc.get(codec, i, rate)
+            key = ("error-free", codec, rate.label, "none", None, i, 0)
+            if key in store:
+                continue
+            rec = ctx.receiver(codec, e.payload.shape).receive(e.payload.data, e.payload.shape)
+            s_hat = ctx.evaluator.segment([rec.image], [i], [sample.labels])[0]
+            line = _base_line("error-free", codec, rate.label, "none", None, i, 0, sample)
+            line.update(_payload_fields(e))
+            line.update({"status": rec.status, "error": rec.error})
+            line.update(_quality_fields(ctx, i, rec.image, s_hat, rec.labels))
+            lines.append(line)
+            _save_gallery(ctx, codec, rate.label, None, i, rec.image)
+            _save_line_features(ctx, line, rec.image)
+        store.append(lines)
+        bar.update(1)
+
+
+def _save_gallery(ctx: Context, codec: str, rate: str, snr: float | None, i: int,
+                  image: np.ndarray) -> None:
+    if i >= ctx.exp.gallery_images:
+        return
+    path = gallery_path(ctx.run_dir, codec, rate, snr, i)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.png")
+        Image.fromarray(image).save(tmp)
+        tmp.replace(path)
+
+
+def gallery_path(run_dir: Path, codec: str, rate: str, snr: float | None, i: int) -> Path:
+    snr_tag = "errorfree" if snr is None else f"snr{snr:g}"
+    return run_dir / "gallery" / f"{i:03d}_{_safe(codec)}_{_safe(rate)}_{snr_tag}.png"
+
+
+def _save_line_features(ctx: Context, line: dict[str, Any], image: np.ndarray) -> None:
+    if ctx.evaluator.features is not None:
+        ctx.evaluator.save_features(image, feature_path(ctx.run_dir, line))
+
+
+def feature_path(run_dir: Path, line: dict[str, Any]) -> Path:
+    tag = zlib.crc32(json.dumps([line[k] for k in ("kind", "codec", "rate", "link", "snr_db",
+                                                    "image", "realization")]).encode())
+    return run_dir / "features" / f"{tag:08x}.npy"
+
+
+# ----------------------------------------------------------------------- phase 2
+
+
+def plan_points(ctx: Context) -> list[Point]:
+    """Every (codec, rate, link, SNR) in a fixed order."""
+    assert ctx.exp.snr is not None or not ctx.links
+    snrs = ctx.exp.snr.values() if ctx.exp.snr is not None else []
+    return [Point(c.display, RateSpec(kind, value), link, snr, ctx.esno_db(link, snr))
+            for c in ctx.exp.codecs for kind, value in c.rate_specs()
+            for link in ctx.links for snr in snrs]
+
+
+def _transmit_lines(ctx: Context, enc: Encoder, pt: Point,
+                    todo: list[tuple[int, int]]) -> dict[tuple[int, int], dict[str, Any]]:
+    """Measure the (image, realisation) pairs of ``todo`` at point ``pt``."""
+    encoded, seeds = [], []
+    for i, r in todo:
+        rate = ctx.resolve_rate(pt.rate, pt.link, ctx.samples[i].image.shape[:2])
+        encoded.append(enc.get(pt.codec, i, rate))
+        seeds.append(transmission_seed(ctx.exp.seed, i, pt.link, pt.snr_db, r))
+    results = send(ctx.links[pt.link], encoded, pt.esno_db, seeds)
+    recs = [ctx.receiver(pt.codec, e.payload.shape).receive(
+        res.data.tobytes(), e.payload.shape, res.lost_ranges)
+        for e, res in zip(encoded, results, strict=True)]
+    s_hats = ctx.evaluator.segment([r.image for r in recs], [i for i, _ in todo],
+                                   [ctx.samples[i].labels for i, _ in todo])
+    out = {}
+    for (i, r), e, res, rec, s_hat, seed in zip(todo, encoded, results, recs, s_hats, seeds,
+                                                 strict=True):
+        line = _base_line("link", pt.codec, pt.rate.label, pt.link, pt.snr_db, i, r,
+                          ctx.samples[i])
+        line.update(_payload_fields(e))
+        line.update({
+            "esno_db": pt.esno_db, "seed": seed, "channel_uses": res.channel_uses,
+            "bits": res.num_bits, "bit_errors": res.bit_errors, "blocks": res.num_blocks,
+            "block_errors": res.block_errors, "undetected": res.undetected_block_errors,
+            "lost_bytes": int(sum(b - a for a, b in res.lost_ranges)),
+            "status": rec.status, "error": rec.error})
+        line.update(_quality_fields(ctx, i, rec.image, s_hat, rec.labels))
+        out[(i, r)] = line
+        if r == 0:
+            _save_gallery(ctx, pt.codec, pt.rate.label, pt.snr_db, i, rec.image)
+        _save_line_features(ctx, line, rec.image)
+    return out
+
+
+def run_point(ctx: Context, enc: Encoder, pt: Point,
+              done: dict[tuple[int, int], dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Yield the new lines of a point chunk by chunk, honouring the stopping rule.
+
+    ``done`` holds this point's lines already in points.jsonl, keyed (image, r).
+    Stopping is evaluated after each image in image order, so the result is the same
+    whatever the chunking, the workers, or where an earlier run was killed.
+    """
+    stop, reps = ctx.exp.stopping, ctx.exp.realizations
+    errors = 0
+    n = len(ctx.samples)
+    for start in range(0, n, CHUNK_IMAGES):
+        images = range(start, min(n, start + CHUNK_IMAGES))
+        todo = [(i, r) for i in images for r in range(reps) if (i, r) not in done]
+        new = _transmit_lines(ctx, enc, pt, todo) if todo else {}
+        emit = []
+        for i in images:
+            for r in range(reps):
+                line = done.get((i, r)) or new[(i, r)]
+                errors += int(line["block_errors"])
+                if (i, r) in new:
+                    emit.append(new[(i, r)])
+            if (stop.target_block_errors is not None and errors >= stop.target_block_errors
+                    and i + 1 >= stop.min_images):
+                yield emit
+                return
+        yield emit
+
+
+def _point_done(pt: Point, store: PointStore) -> dict[tuple[int, int], dict[str, Any]]:
+    return {(line["image"], line["realization"]): line for key, line in store.lines.items()
+            if key[0] == "link" and key[1] == pt.codec and key[2] == pt.rate.label
+            and key[3] == pt.link and key[4] == pt.snr_db}
+
+
+# Process-executor state of one worker (spawned: forking a process that holds torch,
+# numba and BLAS thread pools can deadlock, so each worker builds its own Context).
+_WORKER: tuple[Context, Encoder] | None = None
+
+
+def _worker_init(config: dict[str, Any], run_dir: str) -> None:
+    import os
+
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+    global _WORKER
+    ctx = Context(Experiment.model_validate(config), Path(run_dir))
+    _WORKER = (ctx, Encoder(ctx))  # payloads come from payloads/ (written by phase 1)
+
+
+def _worker_point(args: tuple[Point, dict[tuple[int, int], dict[str, Any]]]) -> list[dict]:
+    assert _WORKER is not None
+    ctx, enc = _WORKER
+    pt, done = args
+    return [line for chunk in run_point(ctx, enc, pt, done) for line in chunk]
+
+
+def phase_two(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm, workers: int) -> None:
+    """Run every point (serially, or one point per worker process)."""
+    points = plan_points(ctx)
+    jobs = [(pt, _point_done(pt, store)) for pt in points]
+    if workers <= 1 or len(jobs) <= 1:
+        for pt, done in jobs:
+            for lines in run_point(ctx, enc, pt, done):
+                store.append(lines)
+            bar.update(1)
+        return
+    mp = multiprocessing.get_context("spawn")
+    init = (ctx.exp.model_dump(mode="json"), str(ctx.run_dir))
+    with mp.Pool(min(workers, len(jobs)), initializer=_worker_init, initargs=init) as pool:
+        for lines in pool.imap_unordered(_worker_point, jobs):
+            store.append(lines)
+            bar.update(1)

@@ -1,0 +1,247 @@
+"""The sweep runner end to end on tiny budgets: outputs, determinism, stopping,
+equal channel uses, process workers, SIGKILL + --resume, every shipped YAML."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from semcomm.runner.config import load_experiment, smoke
+from semcomm.runner.run import run_experiment
+from semcomm.runner.store import PointStore
+
+ROOT = Path(__file__).parents[2]
+EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))
+
+TINY = """
+name: tiny
+dataset: {{count: {count}, size: [64, 128]}}
+codecs:
+  - {{name: jpeg, bpp: [1.0]}}
+  - {{name: webp, bpp: [1.0]}}
+links: [{{modulation: qpsk, code_rate: 0.5, channel: awgn}}]
+snr: {{esno_db: {snr}}}
+realizations: {reps}
+failure: {{policy: mean, mean_images: 2}}
+metrics: {{bootstrap: 100}}
+{extra}
+"""
+
+
+def tiny(tmp_path: Path, count: int = 3, snr: str = "[-6, 0, 1, 6]", reps: int = 1,
+         extra: str = "", name: str = "tiny.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(TINY.format(count=count, snr=snr, reps=reps, extra=extra))
+    return path
+
+
+def read_lines(run_dir: Path) -> list[dict]:
+    return [json.loads(t) for t in (run_dir / "points.jsonl").read_text().splitlines()]
+
+
+def read_csv(run_dir: Path) -> list[dict]:
+    with open(run_dir / "summary.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        r["snr"] = float(r["snr_db"]) if r["snr_db"] else None
+    return rows
+
+
+def test_outputs_and_same_seed_same_numbers(tmp_path: Path) -> None:
+    exp = load_experiment(tiny(tmp_path))
+    a = run_experiment(exp, tmp_path / "a", progress=False)
+    b = run_experiment(exp, tmp_path / "b", progress=False)
+    for name in ("config.yaml", "points.jsonl", "summary.csv", "summary.json", "gallery.png",
+                 "gallery.pdf", "miou_vs_snr.png", "miou_vs_snr.pdf", "psnr_vs_snr.png",
+                 "bler_vs_snr.pdf", "miou_vs_bpp.png"):
+        assert (a.run_dir / name).is_file(), name
+    assert (a.run_dir / "summary.csv").read_text() == (b.run_dir / "summary.csv").read_text()
+    lines = read_lines(a.run_dir)
+    key = {json.dumps(x, sort_keys=True) for x in lines}
+    assert key == {json.dumps(x, sort_keys=True) for x in read_lines(b.run_dir)}
+    # 3 originals + 2 codecs x 3 images error-free + 2 x 4 SNRs x 3 images
+    assert len(lines) == 3 + 6 + 24
+    summary = json.loads((a.run_dir / "summary.json").read_text())
+    assert summary["schema_version"] == 1 and summary["provenance"]["seed"] == 0
+    assert {"git_commit", "git_dirty", "packages", "device"} <= set(summary["provenance"])
+    rows = {(r["kind"], r["codec"], r["snr"]): r for r in read_csv(a.run_dir)}
+    dead, clean = rows[("link", "jpeg", -6.0)], rows[("link", "jpeg", 6.0)]
+    assert float(dead["bler"]) == 1.0 and int(dead["failed"]) == 3  # the link did fail
+    assert float(clean["bler"]) == 0.0 and int(clean["ok"]) == 3
+    assert clean["miou"] == rows[("error-free", "jpeg", None)]["miou"]
+    assert float(dead["miou"]) < float(clean["miou"])
+    assert float(clean["bpp"]) <= 1.0 and float(clean["cu_per_pixel"]) > 0
+    # A different seed changes the channel draws (the cliff point at 1 dB).
+    other = exp.model_copy(update={"seed": 1})
+    c = run_experiment(other, tmp_path / "c", progress=False)
+    seeds_a = {x["seed"] for x in lines if x["kind"] == "link"}
+    assert seeds_a.isdisjoint({x["seed"] for x in read_lines(c.run_dir) if x["kind"] == "link"})
+
+
+def test_common_random_numbers_across_codecs(tmp_path: Path) -> None:
+    exp = load_experiment(tiny(tmp_path, count=2, snr="[1]"))
+    lines = read_lines(run_experiment(exp, tmp_path / "r", progress=False).run_dir)
+    seeds: dict[int, set[int]] = {}
+    for x in lines:
+        if x["kind"] == "link":
+            seeds.setdefault(x["image"], set()).add(x["seed"])
+    assert all(len(s) == 1 for s in seeds.values())  # jpeg and webp saw the same channel
+
+
+def test_early_stop_on_block_errors(tmp_path: Path) -> None:
+    extra = "stopping: {target_block_errors: 1, min_images: 2}"
+    exp = load_experiment(tiny(tmp_path, count=5, snr="[-6, 8]", extra=extra))
+    run = run_experiment(exp, tmp_path / "s", progress=False)
+    rows = {(r["codec"], r["snr"]): r for r in read_csv(run.run_dir) if r["kind"] == "link"}
+    low, high = rows[("jpeg", -6.0)], rows[("jpeg", 8.0)]
+    assert (low["images"], low["stopped_early"]) == ("2", "True")
+    assert (high["images"], high["stopped_early"]) == ("5", "False")
+
+
+def test_equal_channel_uses(tmp_path: Path) -> None:
+    path = tmp_path / "ecu.yaml"
+    path.write_text(TINY.format(count=2, snr="[10]", reps=1, extra="").replace(
+        "bpp: [1.0]", "bandwidth_ratio: [0.75]"))
+    exp = load_experiment(path)
+    run = run_experiment(exp, tmp_path / "e", progress=False)
+    from channels import Link, LinkConfig
+
+    link = Link(LinkConfig(modulation="qpsk", code_rate=0.5, channel="awgn"))
+    budget = link.max_payload_bytes(int(0.75 * 64 * 128))
+    links = [x for x in read_lines(run.run_dir) if x["kind"] == "link"]
+    assert links and all(x["rate"] == "cu/px=0.75" for x in links)
+    for x in links:
+        assert x["bytes"] <= budget and x["channel_uses"] <= 0.75 * 64 * 128
+        assert x["target_bpp"] == pytest.approx(8 * budget / (64 * 128))
+    tiny_ratio = path.read_text().replace("0.75", "0.01")
+    path.write_text(tiny_ratio)
+    with pytest.raises(ValueError, match="less than one code block"):
+        run_experiment(load_experiment(path), tmp_path / "f", progress=False)
+
+
+def test_process_workers_match_serial(tmp_path: Path) -> None:
+    exp = load_experiment(tiny(tmp_path, count=2, snr="[0, 1, 6]"))
+    serial = run_experiment(exp, tmp_path / "s", progress=False)
+    parallel = run_experiment(exp, tmp_path / "p", workers=2, progress=False)
+    assert (serial.run_dir / "summary.csv").read_text() == \
+        (parallel.run_dir / "summary.csv").read_text()
+
+
+def test_store_drops_partial_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "points.jsonl"
+    line = {"kind": "link", "codec": "c", "rate": "r", "link": "l", "snr_db": 1.0, "image": 0,
+            "realization": 0, "psnr": float("inf")}
+    store = PointStore(path)
+    store.append([line, line])  # the duplicate is skipped
+    store.close()
+    with open(path, "a") as fh:
+        fh.write('{"kind": "link", "cod')  # what a SIGKILL mid-write leaves
+    store = PointStore(path)
+    assert len(store) == 1 and path.read_text().count("\n") == 1
+    assert json.loads(path.read_text())["psnr"] is None  # inf is stored as null
+    store.close()
+
+
+def test_sigkill_then_resume_loses_and_recomputes_nothing(tmp_path: Path) -> None:
+    cfg = tiny(tmp_path, count=6, snr="[-6, -3, 0, 1, 2, 3, 4, 6, 8, 10]", reps=3)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "semcomm.cli", "run", str(cfg), "--out", str(tmp_path / "k"),
+           "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    total = 6 + 12 + 2 * 10 * 6 * 3
+    points = None
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        found = list((tmp_path / "k").glob("tiny/*/points.jsonl"))
+        if found and found[0].read_text().count("\n") >= 60:
+            points = found[0]
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert points is not None
+    run_dir = points.parent
+    before = points.read_text().splitlines()
+    assert 60 <= len(before) < total
+    kept = before if points.read_bytes().endswith(b"\n") else before[:-1]
+    res = subprocess.run([sys.executable, "-m", "semcomm.cli", "run", "--resume", str(run_dir),
+                          "--quiet"], env=env, cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    after = points.read_text().splitlines()
+    assert after[: len(kept)] == kept  # nothing written was rewritten or recomputed
+    assert len(after) == total == len({json.dumps(json.loads(t)["image"]) + t for t in after})
+    fresh = run_experiment(load_experiment(cfg), tmp_path / "fresh", progress=False)
+    assert (run_dir / "summary.csv").read_text() == (fresh.run_dir / "summary.csv").read_text()
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.name for p in EXPERIMENTS])
+def test_every_shipped_experiment_smoke(tmp_path: Path, path: Path) -> None:
+    exp = smoke(load_experiment(path))
+    run = run_experiment(exp, tmp_path, progress=False)
+    rows = read_csv(run.run_dir)
+    assert any(r["kind"] == "error-free" for r in rows)
+    assert all(r["miou"] != "" for r in rows)
+    if exp.links:
+        assert any(r["kind"] == "link" for r in rows)
+
+
+def test_lpips_and_fid_from_local_files(tmp_path: Path) -> None:
+    import torch
+
+    from semcomm import metrics
+
+    torch.manual_seed(0)
+    backbone, heads = tmp_path / "alex.pt", tmp_path / "heads.pt"
+    torch.save(metrics._alexnet_features().state_dict(), backbone)
+    _, channels = metrics._LPIPS_TAPS["alex"]
+    torch.save({f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1) for k, c in enumerate(channels)},
+               heads)
+    extractor = tmp_path / "feat.pt"
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten())
+    with pytest.warns(DeprecationWarning):
+        torch.jit.script(net).save(str(extractor))
+    extra = (f"metrics: {{bootstrap: 50, lpips: {{net: alex, backbone: {backbone}, "
+             f"heads: {heads}}}, fid: {{extractor: {extractor}}}}}")
+    exp = load_experiment(tiny(tmp_path, count=3, snr="[-6, 8]", extra=extra))
+    run = run_experiment(exp, tmp_path / "m", progress=False)
+    rows = {(r["kind"], r["codec"], r["snr"]): r for r in read_csv(run.run_dir)}
+    clean, dead = rows[("link", "jpeg", 8.0)], rows[("link", "jpeg", -6.0)]
+    assert float(clean["lpips"]) < float(dead["lpips"])
+    assert 0 <= float(clean["fid"]) < float(dead["fid"])
+    assert rows[("original", "original", None)]["lpips"] == "0"
+    # A missing weight file is a one-line config error, before any compute.
+    bad = tiny(tmp_path, extra="metrics: {fid: {extractor: /nope/inception.pt}}", name="bad.yaml")
+    from semcomm.runner.config import ConfigError
+
+    with pytest.raises(ConfigError,
+                       match=r"metrics.fid.extractor: weight file '/nope/inception.pt'"):
+        load_experiment(bad)
+
+
+def test_ebno_is_converted_per_link(tmp_path: Path) -> None:
+    text = TINY.format(count=1, snr="[5]", reps=1, extra="").replace(
+        "snr: {esno_db: [5]}", "snr: {ebno_db: [5]}").replace(
+        "{modulation: qpsk, code_rate: 0.5, channel: awgn}",
+        "{modulation: [qpsk, 16qam], code_rate: 0.5, channel: awgn}")
+    path = tmp_path / "eb.yaml"
+    path.write_text(text)
+    lines = read_lines(run_experiment(load_experiment(path), tmp_path / "o",
+                                      progress=False).run_dir)
+    esno = {x["link"]: x["esno_db"] for x in lines if x["kind"] == "link"}
+    # Es/N0 = Eb/N0 + 10 log10(bits per symbol * code rate)
+    assert esno["qpsk-ldpc0.5-awgn"] == pytest.approx(5.0)
+    assert esno["16qam-ldpc0.5-awgn"] == pytest.approx(5.0 + 10 * math.log10(2.0))
+    assert all(x["snr_db"] == 5.0 for x in lines if x["kind"] == "link")

@@ -1,0 +1,249 @@
+"""``LinkConfig``: the typed, validated description of one digital link.
+
+Validation happens in ``__post_init__`` (before any compute) and resolves the code
+parameters, so after construction ``k``, ``n`` and ``code_rate`` always hold the code
+that will really be used (``code_rate == k / n`` for LDPC).
+
+Code-size rules (per-block CRC-24B, see ``channels.segmentation``)
+------------------------------------------------------------------
+* ``k`` (bits per code block, CRC included) is a multiple of 8 so every block carries
+  ``(k - 24) / 8`` whole payload bytes; 32 <= k <= 8448 (5G BG1 maximum).
+* ``n`` is a multiple of the bits per symbol (whole symbols, TS 38.212 5.4.2.2).
+* 0.2 <= k / n <= 0.95 and the 5G base-graph limits (TS 38.212 7.2.2 selection,
+  BG2 only up to k = 3840, BG1 only for rates >= 1/3).
+* Only ``code_rate`` given: ``k = 4096`` (``3824`` for rates below 1/3, the largest
+  multiple of 8 that stays on BG2) and ``n`` the smallest multiple of bits per symbol
+  with ``k / n <= code_rate``. ``code_rate`` + ``k``: ``n`` derived the same way.
+  ``k`` + ``n``: ``code_rate = k / n``. All three: must agree.
+* ``coding="uncoded"``: blocks of ``k`` bits (default 4096) with the same CRC, no FEC;
+  ``n = k`` and ``code_rate = 1``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+#: modulation name -> bits per complex symbol (Gray QAM of TS 38.211 5.1).
+MODULATIONS: dict[str, int] = {"qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}
+CODINGS = ("ldpc", "uncoded")
+DECODERS = ("fast", "sionna")
+CHANNELS = ("awgn", "rayleigh-block", "rayleigh-fast")
+DEMAPPINGS = ("app", "maxlog")
+#: check-node rules each decoder implements.
+CN_UPDATES = {"fast": ("offset-minsum", "minsum"),
+              "sionna": ("offset-minsum", "minsum", "boxplus-phi", "boxplus")}
+CN_SCHEDULES = {"fast": ("layered",), "sionna": ("layered", "flooding")}
+
+CRC_BITS = 24  # CRC24B, TS 38.212 5.1
+K_MIN, K_MAX = 32, 8448  # one payload byte + CRC; BG1 maximum (TS 38.212 5.2.2)
+RATE_MIN, RATE_MAX = 0.2, 0.95  # TS 38.212 5.4.2.1 (no repetition)
+DEFAULT_K, DEFAULT_K_LOW_RATE = 4096, 3824
+MAX_ITERATIONS = 200
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """One link: modulation, code, decoder, channel, device.
+
+    Attributes
+    ----------
+    modulation : {"qpsk", "16qam", "64qam", "256qam"}
+    coding : {"ldpc", "uncoded"}
+    code_rate : float | None
+        LDPC rate k / n in [0.2, 0.95]; exclusive with giving both ``k`` and ``n``
+        (unless all three agree). Default 0.5 when nothing is given.
+    k, n : int | None
+        Information bits (CRC included) and coded bits per code block.
+    bp_iterations : int
+        Maximum decoder iterations, 1..200 (the fast decoder stops early on a zero
+        syndrome; Sionna's always runs them all).
+    decoder : {"fast", "sionna"}
+        ``fast``: compiled layered min-sum (numba, CPU). ``sionna``: Sionna's
+        ``LDPC5GDecoder`` with Sionna's mapper/demapper (eager PyTorch, cpu or cuda).
+    cn_update : str
+        Check-node rule: "offset-minsum" (beta 0.5) or "minsum" for both decoders;
+        "boxplus-phi" and "boxplus" (exact BP) with ``decoder="sionna"`` only.
+    cn_schedule : {"layered", "flooding"}
+        Layered (row-by-row) or flooding; the fast decoder is layered only.
+    demapping : {"app", "maxlog"}
+        Soft demapper: exact a-posteriori LLRs or the max-log approximation.
+    channel : {"awgn", "rayleigh-block", "rayleigh-fast"}
+        Rayleigh gains h ~ CN(0, 1), perfect CSI at the receiver.
+    block_symbols : int | None
+        ``rayleigh-block`` coherence length in symbols along each payload's symbol
+        stream; None = one gain per code block (codeword).
+    device : str
+        "cpu", "cuda" or "cuda:N" (cuda only with ``decoder="sionna"``).
+    """
+
+    modulation: str = "16qam"
+    coding: str = "ldpc"
+    code_rate: float | None = None
+    k: int | None = None
+    n: int | None = None
+    bp_iterations: int = 20
+    decoder: str = "fast"
+    cn_update: str = "offset-minsum"
+    cn_schedule: str = "layered"
+    demapping: str = "app"
+    channel: str = "awgn"
+    block_symbols: int | None = None
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        _normalise_numbers(self)
+        _choice("modulation", self.modulation, tuple(MODULATIONS))
+        _choice("coding", self.coding, CODINGS)
+        _choice("decoder", self.decoder, DECODERS)
+        _choice("demapping", self.demapping, DEMAPPINGS)
+        _choice("channel", self.channel, CHANNELS)
+        _choice(f"cn_update (decoder={self.decoder!r})", self.cn_update,
+                CN_UPDATES[self.decoder])
+        _choice(f"cn_schedule (decoder={self.decoder!r})", self.cn_schedule,
+                CN_SCHEDULES[self.decoder])
+        _int_in("bp_iterations", self.bp_iterations, 1, MAX_ITERATIONS)
+        if self.block_symbols is not None:
+            _int_in("block_symbols", self.block_symbols, 1, 2**40)
+            if self.channel != "rayleigh-block":
+                raise ValueError(f"block_symbols={self.block_symbols} is only used with "
+                                 f"channel='rayleigh-block', got channel={self.channel!r}")
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", str(self.device)):
+            raise ValueError(f"device {self.device!r} not one of 'cpu', 'cuda', 'cuda:N'")
+        if self.device != "cpu" and self.decoder == "fast":
+            raise ValueError(f"device {self.device!r} needs decoder='sionna'; the fast "
+                             "decoder runs on the CPU (device='cpu')")
+        k, n, rate = (_resolve_uncoded(self) if self.coding == "uncoded"
+                      else _resolve_ldpc(self.code_rate, self.k, self.n, self.bits_per_symbol))
+        object.__setattr__(self, "k", k)
+        object.__setattr__(self, "n", n)
+        object.__setattr__(self, "code_rate", rate)
+
+    @property
+    def bits_per_symbol(self) -> int:
+        """Coded bits per complex symbol."""
+        return MODULATIONS[self.modulation]
+
+    @property
+    def block_payload_bytes(self) -> int:
+        """Payload bytes carried by one code block: (k - 24) / 8."""
+        assert self.k is not None  # resolved in __post_init__
+        return (self.k - CRC_BITS) // 8
+
+    @property
+    def symbols_per_block(self) -> int:
+        """Complex symbols (channel uses) per code block."""
+        assert self.n is not None
+        return -(-self.n // self.bits_per_symbol)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the resolved fields (round-trips through ``from_dict``)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "link config") -> LinkConfig:
+        """Build from a mapping; unknown keys raise ValueError naming the nearest key."""
+        valid = [f.name for f in fields(cls)]
+        for key in d:
+            if key not in valid:
+                near = difflib.get_close_matches(str(key), valid, n=1)
+                hint = f"; did you mean {near[0]!r}?" if near else ""
+                raise ValueError(f"{where}: unknown key {key!r}{hint} "
+                                 f"(valid keys: {', '.join(valid)})")
+        return cls(**d)
+
+
+def _normalise_numbers(cfg: LinkConfig) -> None:
+    """NumPy scalars (e.g. from a sweep grid) become plain int / float before validation."""
+    for name in ("k", "n", "bp_iterations", "block_symbols"):
+        value = getattr(cfg, name)
+        if isinstance(value, np.integer):
+            object.__setattr__(cfg, name, int(value))
+    if isinstance(cfg.code_rate, np.floating | np.integer):
+        object.__setattr__(cfg, "code_rate", float(cfg.code_rate))
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} {value!r} not supported; choose one of {list(allowed)}")
+
+
+def _int_in(name: str, value: object, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f"{name} {value!r} must be an int in [{lo}, {hi}]")
+    return value
+
+
+def _check_k(k: object) -> int:
+    k = _int_in("k", k, K_MIN, K_MAX)
+    if k % 8:
+        raise ValueError(f"k {k} must be a multiple of 8 so each code block carries whole "
+                         f"payload bytes ((k - 24) / 8); e.g. {8 * (k // 8)} or "
+                         f"{8 * (k // 8 + 1)}")
+    return k
+
+
+def _resolve_uncoded(cfg: LinkConfig) -> tuple[int, int, float]:
+    if cfg.code_rate not in (None, 1.0, 1):
+        raise ValueError(f"code_rate {cfg.code_rate!r} must be None or 1 with coding='uncoded'")
+    k = DEFAULT_K if cfg.k is None else _check_k(cfg.k)
+    if cfg.n is not None and cfg.n != k:
+        raise ValueError(f"n {cfg.n!r} must be None or equal to k={k} with coding='uncoded'")
+    return k, k, 1.0
+
+
+def _rate_from_value(code_rate: object) -> float:
+    if isinstance(code_rate, bool) or not isinstance(code_rate, (int, float)) \
+            or not math.isfinite(code_rate) or not RATE_MIN <= code_rate <= RATE_MAX:
+        raise ValueError(f"code rate {code_rate!r} outside the 5G LDPC range "
+                         f"[{RATE_MIN}, {RATE_MAX}]")
+    return float(code_rate)
+
+
+def _n_for_rate(k: int, rate: float, bps: int) -> int:
+    """Smallest multiple of bps with k / n <= rate (tolerating float round-off)."""
+    return bps * math.ceil(k / (rate * bps) - 1e-9)
+
+
+def _resolve_ldpc(code_rate: float | None, k: int | None, n: int | None,
+                  bps: int) -> tuple[int, int, float]:
+    if code_rate is None and k is None and n is None:
+        code_rate = 0.5
+    if code_rate is not None:
+        rate = _rate_from_value(code_rate)
+        if k is None:
+            if n is not None:
+                raise ValueError(f"give code_rate with k (n is derived) or k and n, not "
+                                 f"code_rate={code_rate} with n={n} alone")
+            k = DEFAULT_K if rate >= 1 / 3 else DEFAULT_K_LOW_RATE
+        k = _check_k(k)
+        derived = _n_for_rate(k, rate, bps)
+        if n is not None and n != derived and abs(k / n - rate) > 1e-9:
+            raise ValueError(f"code_rate {code_rate} is exclusive with (k, n)=({k}, {n}) "
+                             f"unless they agree (k/n={k / n:.6f})")
+        n = derived if n is None else n
+    elif k is None or n is None:
+        raise ValueError(f"LDPC needs code_rate, or k and n; got k={k!r}, n={n!r}")
+    k = _check_k(k)
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0 or n % bps:
+        raise ValueError(f"n {n!r} must be a positive multiple of bits_per_symbol={bps}")
+    rate = k / n
+    _rate_from_value(round(rate, 12))
+    _check_base_graph(k, rate)
+    return k, n, rate
+
+
+def _check_base_graph(k: int, rate: float) -> None:
+    """TS 38.212 7.2.2 base-graph choice and the limits of each graph (as Sionna)."""
+    bg2 = k <= 292 or (k <= 3824 and rate <= 0.67) or rate <= 0.25
+    if bg2 and k > 3840:
+        raise ValueError(f"(k={k}, rate={rate:.4f}) selects 5G base graph 2, which allows "
+                         "k <= 3840; use a rate above 0.25 or a smaller k")
+    if not bg2 and rate < 1 / 3:
+        raise ValueError(f"(k={k}, rate={rate:.4f}) selects 5G base graph 1, which needs "
+                         "rate >= 1/3; use k <= 3824 for lower rates")

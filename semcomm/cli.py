@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 TRAINERS: dict[str, str] = {
     "segmenter": "semcomm.segmentation.train",
     "sqgan": "semcomm.codecs.sqgan.train",
+    "amvq": "semcomm.codecs.amvq.train",
 }
 
 

@@ -1,0 +1,91 @@
+"""The activation map of AM-VQ (Sec. III-A, Eqs. 5-7): where would VQ distort most?
+
+::
+
+    F [B,C,h,w]  last feature layer (post-ReLU encoder block output, >= 0)
+    z = head(F)  [B,d,h,w]  the latent (1x1 conv), e = nearest code vectors (constants)
+    F' = detached leaf copy of F (requires grad)
+    L_q = sum ||head(F') - e||^2                 quantization loss (Eq. 4, data term)
+    g = dL_q/dF'  (torch.autograd.grad w.r.t. F' only: no weight gradient is created)
+    alpha_c = mean_{h,w} g_c                     global average pooling (Eq. 5)
+    A = ReLU(sum_c alpha_c F_c)                  Grad-CAM style map (Eq. 6)
+    A <- A / max_{h,w} A   (per image; 0 everywhere when the max is 0)
+    m = A > tau                                  positions NOT quantized (Eq. 7)
+
+This is Grad-CAM (Selvaraju et al. 2017) with the quantization loss as the score:
+non-negative feature maps weighted by their pooled gradients. ``head=None`` takes the
+latent itself as the feature layer (F = z).
+
+Normalisation: each image's map is divided by its own maximum, so A lies in [0, 1]
+with max 1 (unless A is 0 everywhere, which the ReLU allows: then nothing is sent
+unquantized at any tau) and the scale of L_q does not matter. With ``tau = 1`` nothing
+exceeds the threshold (plain VQ); lowering tau sends more positions unquantized.
+
+The gradient is taken with autograd on a detached leaf copy of the features inside
+``torch.enable_grad()`` (and outside inference mode), so it works in eval mode, under
+``torch.no_grad()`` or ``torch.inference_mode()`` callers, and never creates or
+accumulates ``.grad`` on model weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+
+def quantization_loss(z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    """L_q = sum over the batch of ||z - e||^2 (e is treated as a constant).
+
+    Summed, not averaged, over images so that each image's gradient depends on that
+    image alone (batching does not change any map).
+    """
+    return (z - e.detach()).pow(2).sum()
+
+
+def activation_map(f: torch.Tensor, e: torch.Tensor,
+                   head: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """Normalised activation map A of one latent grid.
+
+    Input
+    -----
+    f : [B, C, h, w] float32
+        The last feature layer (encoder features before the latent projection).
+    e : [B, d, h, w] float32
+        Nearest codebook vectors of the latent z = head(f).
+    head : callable [B, C, h, w] -> [B, d, h, w], or None (z = f)
+        The layer(s) from the features to the latent, e.g. the 1x1 conv.
+
+    Output
+    ------
+    A : [B, h, w] float32 in [0, 1], detached; per image either max A = 1 or A = 0.
+    """
+    if f.dim() != 4 or e.dim() != 4 or f.shape[0] != e.shape[0] or f.shape[2:] != e.shape[2:]:
+        raise ValueError(f"features {tuple(f.shape)} and codes {tuple(e.shape)} must be "
+                         "[B, C, h, w] and [B, d, h, w] on the same grid")
+    with torch.inference_mode(False), torch.enable_grad():
+        # clone(): an inference-mode tensor cannot become an autograd leaf.
+        leaf = f.detach().clone().requires_grad_(True)
+        z = leaf if head is None else head(leaf)
+        (grad,) = torch.autograd.grad(quantization_loss(z, e.detach().clone()), leaf)
+    alpha = grad.mean(dim=(2, 3), keepdim=True)  # [B, C, 1, 1], Eq. 5
+    cam = torch.relu((alpha * f.detach()).sum(dim=1))  # [B, h, w], Eq. 6
+    peak = cam.amax(dim=(1, 2), keepdim=True)
+    return torch.where(peak > 0, cam / peak.clamp_min(torch.finfo(cam.dtype).tiny),
+                       torch.zeros_like(cam))
+
+
+def unquantized_mask(a: torch.Tensor, tau: float) -> torch.Tensor:
+    """m = A > tau: True where the vector is sent unquantized (scalar-quantized floats).
+
+    Input: a [B, h, w] in [0, 1]; tau in [0, 1]. Output: [B, h, w] bool.
+    """
+    check_tau(tau)
+    return a > tau
+
+
+def check_tau(tau: float) -> float:
+    """tau as float; ValueError unless it is a number in [0, 1]."""
+    if isinstance(tau, bool) or not isinstance(tau, int | float) or not 0.0 <= tau <= 1.0:
+        raise ValueError(f"AM-VQ threshold tau={tau!r} must be a number in [0, 1]")
+    return float(tau)

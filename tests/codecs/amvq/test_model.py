@@ -1,0 +1,75 @@
+"""AM-VQ model: shapes per scale, training pass (masks, STE, EMA, float range), eval purity."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from semcomm.codecs.amvq.config import config_from_dict
+from semcomm.codecs.amvq.model import AMVQ, count_parameters
+
+from .conftest import synthetic_samples, tiny_config, tiny_dict
+
+
+def _batch(n: int = 2) -> torch.Tensor:
+    data = synthetic_samples(n, seed=7)
+    return torch.stack([torch.from_numpy(d.image).permute(2, 0, 1) for d in data]).float() / 255
+
+
+@pytest.mark.parametrize("scales", [1, 2, 3])
+def test_shapes_per_scale(scales: int) -> None:
+    d = tiny_dict()
+    d["model"]["scales"] = scales
+    model = AMVQ(config_from_dict(d).model).eval()
+    x = _batch()
+    assert model.grid_shapes((32, 64)) == [(4, 8), (8, 16), (16, 32)][:scales]
+    analysis = model.analyze(x)
+    assert [tuple(a.z.shape) for a in analysis] == [
+        (2, 4, 4, 8), (2, 4, 8, 16), (2, 4, 16, 32)][:scales]
+    assert all(a.indices.dtype == torch.int64 and a.a.shape == a.indices.shape
+               for a in analysis)
+    x_hat = model.decode([a.z for a in analysis])
+    assert x_hat.shape == x.shape
+    counts = count_parameters(model)
+    assert counts["total"] == counts["encoder"] + counts["decoder"] + counts["codebooks"]
+    with pytest.raises(ValueError, match="multiple of the AM-VQ downsampling 8"):
+        model.grid_shapes((36, 64))
+    with pytest.raises(ValueError, match=f"decoder needs {scales} latent grids"):
+        model.decoder([a.z for a in analysis] + [analysis[0].z])
+
+
+def test_training_pass_masks_ste_and_statistics() -> None:
+    torch.manual_seed(0)
+    model = AMVQ(tiny_config().model).train()
+    x = _batch(4)
+    codebook0 = model.quantizer(0).codebook.clone()
+    out = model(x, tau=0.3)
+    assert out.x_hat.shape == x.shape
+    assert int(model.range_updates) == 1
+    assert not torch.equal(codebook0, model.quantizer(0).codebook)  # EMA (data init)
+    lo, hi = model.float_range[0].tolist()
+    assert lo < hi
+    for a, m in zip(out.maps, out.masks, strict=True):
+        assert torch.equal(m, a > 0.3)
+    assert 0.0 < out.unquantized_fraction < 1.0
+    (out.x_hat.mean() + out.vq_loss).backward()
+    enc_grads = [p.grad for p in model.encoder.parameters()]
+    assert all(g is not None for g in enc_grads)  # straight-through VQ and SQ
+    assert any(float(g.abs().sum()) > 0 for g in enc_grads if g is not None)
+    plain = model(x, tau=1.0)
+    assert not any(bool(m.any()) for m in plain.masks)
+    with pytest.raises(ValueError, match="tau"):
+        model(x, tau=1.2)
+
+
+def test_scalar_quantizer_follows_the_float_range() -> None:
+    model = AMVQ(tiny_config().model)
+    model.float_range[1] = torch.tensor([-2.0, 3.0])
+    q = model.scalar_quantizer(1)
+    assert (q.lo, q.hi, q.bits) == (-2.0, 3.0, 4)
+    assert model.scalar_quantizer(1, bits=7).levels == 128
+    # The training twin of the quantizer matches the NumPy one.
+    z = torch.linspace(-3, 4, 101).reshape(1, 1, 1, 101)
+    twin = model._sq(z, 1, None)
+    expected = torch.from_numpy(q.dequantize(q.quantize(z.numpy())))
+    torch.testing.assert_close(twin, expected, atol=1e-6, rtol=0)

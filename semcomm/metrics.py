@@ -105,13 +105,13 @@ def psnr(x: np.ndarray, x_hat: np.ndarray, peak: float = 255.0) -> float:
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 
-def _gaussian_window(size: int, sigma: float) -> np.ndarray:
+def gaussian_window(size: int, sigma: float) -> np.ndarray:
     t = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
     g = np.exp(-(t**2) / (2 * sigma * sigma))
     return g / g.sum()
 
 
-def _ssim_terms(x: np.ndarray, y: np.ndarray, win: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def ssim_terms(x: np.ndarray, y: np.ndarray, win: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean SSIM and mean contrast-structure term per channel; x, y [H, W, C] float64."""
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2  # K1, K2 of Wang et al. 2004
     half = win.size // 2
@@ -159,11 +159,11 @@ def ms_ssim(x: np.ndarray, x_hat: np.ndarray, window: int = 11, sigma: float = 1
     scales = ms_ssim_scales(x.shape[0], x.shape[1], window)
     weights = np.asarray(MS_SSIM_WEIGHTS[:scales])
     weights = weights / weights.sum()
-    win = _gaussian_window(window, sigma)
+    win = gaussian_window(window, sigma)
     a, b = x.astype(np.float64), x_hat.astype(np.float64)
     factors = []
     for level in range(scales):
-        ssim_val, cs_val = _ssim_terms(a, b, win)
+        ssim_val, cs_val = ssim_terms(a, b, win)
         factors.append(ssim_val if level == scales - 1 else cs_val)
         if level < scales - 1:
             a, b = _halve(a), _halve(b)

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from semcomm.metrics import _gaussian_window, _ssim_terms
+from semcomm.metrics import gaussian_window, ssim_terms
 
 __all__ = ["Viewport", "default_viewports", "direction_to_lonlat", "equirect_lonlat",
            "lonlat_to_direction", "lonlat_to_pixel", "render_viewport", "ssim",
@@ -204,8 +204,8 @@ def ssim(x: np.ndarray, x_hat: np.ndarray, window: int = 11, sigma: float = 1.5)
     if x.shape != x_hat.shape or x.ndim != 3 or min(x.shape[:2]) < window:
         raise ValueError(f"SSIM needs two equal [H, W, C] images with H, W >= {window}, got "
                          f"{x.shape} and {x_hat.shape}")
-    val, _ = _ssim_terms(x.astype(np.float64), x_hat.astype(np.float64),
-                         _gaussian_window(window, sigma))
+    val, _ = ssim_terms(x.astype(np.float64), x_hat.astype(np.float64),
+                         gaussian_window(window, sigma))
     return float(np.mean(val))
 
 

@@ -6,8 +6,8 @@ checkpoint so that a model file needs no other file) and ``train``
 nearest valid key (STYLE.md rule 6). See ``configs/amvq_compact.yaml`` (the shipped
 model, 128 x 256 built-in data on a CPU) and ``configs/amvq_paper.yaml``.
 
-The YAML -> dataclass conversion is SQ-GAN's generic builder
-(``semcomm.codecs.sqgan.config._build``), reused rather than copied.
+The YAML -> dataclass conversion is the generic builder shared by the learned codecs
+(``semcomm.codecs.config_schema.build_config``), reused rather than copied.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from semcomm.codecs.sqgan.config import _build, config_to_dict
+from semcomm.codecs.config_schema import build_config, config_to_dict
 
 __all__ = ["AMVQConfig", "DataSource", "ModelConfig", "TrainConfig", "config_from_dict",
            "config_to_dict", "load_config"]
@@ -261,7 +261,7 @@ def config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> AMVQCon
     """
     try:
         data, params = _split_params(data, source)
-        cfg: AMVQConfig = _build(AMVQConfig, data, source, "")
+        cfg: AMVQConfig = build_config(AMVQConfig, data, source)
         if params is not None:
             sources = tuple(replace(src, params=p) for src, p in
                             zip(cfg.train.data, params, strict=True))

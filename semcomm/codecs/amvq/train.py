@@ -35,14 +35,12 @@ from tqdm import tqdm
 from semcomm.codecs.amvq.config import (
     AMVQConfig,
     config_from_dict,
-    config_to_dict,
     load_config,
 )
 from semcomm.codecs.amvq.losses import AMVQLoss
 from semcomm.codecs.amvq.model import AMVQ, to_rows
-
-# One implementation each: the schedule, atomic save and log truncation are SQ-GAN's.
-from semcomm.codecs.sqgan.train import _atomic_save, _truncate_log, lr_at
+from semcomm.codecs.config_schema import config_to_dict
+from semcomm.codecs.training import atomic_save, lr_at, truncate_log
 from semcomm.data.types import Sample
 
 TRAIN_FORMAT = "semcomm.amvq.train/1"
@@ -186,7 +184,7 @@ class Trainer:
 
     def save(self, path: str | Path) -> None:
         """Write the resumable checkpoint atomically."""
-        _atomic_save(self.state(), Path(path))
+        atomic_save(self.state(), Path(path))
 
     def resume(self, path: str | Path) -> None:
         """Restore a checkpoint written by :meth:`save` for the same model config."""
@@ -222,7 +220,7 @@ class Trainer:
         if last.is_file():
             self.resume(last)
             warnings.warn(f"resuming amvq from step {self.step} ({last})", stacklevel=2)
-        _truncate_log(log_path, self.step)
+        truncate_log(log_path, self.step)
         t = self.cfg.train
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not progress, desc="amvq")
         with log_path.open("a") as log:
@@ -333,7 +331,7 @@ def export_model(model: AMVQ, path: str | Path, stats: Statistics,
     """Write the codec's model file: weights (float ranges included), config, histograms."""
     path = Path(path)
     model.float_range.copy_(stats.float_range.to(model.float_range))
-    _atomic_save({"format": MODEL_FORMAT, "config": {"model": config_to_dict(model.config)},
+    atomic_save({"format": MODEL_FORMAT, "config": {"model": config_to_dict(model.config)},
                   "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                   "index_counts": stats.index_counts.cpu(),
                   "value_counts": stats.value_counts.cpu(), "meta": meta}, path)

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -39,15 +37,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from semcomm.codecs.config_schema import config_to_dict
 from semcomm.codecs.sqgan.augment import augment_batch
-from semcomm.codecs.sqgan.config import (
-    SQGANConfig,
-    config_from_dict,
-    config_to_dict,
-    load_config,
-)
+from semcomm.codecs.sqgan.config import SQGANConfig, config_from_dict, load_config
 from semcomm.codecs.sqgan.losses import SQGANLoss, build_perceptual
 from semcomm.codecs.sqgan.model import SQGAN, STAGES, labels_from_logits, one_hot_labels
+from semcomm.codecs.training import atomic_save, lr_at, truncate_log
 from semcomm.data.types import Sample
 
 #: Stage -> stream id mixed into every seed of that stage.
@@ -61,15 +56,6 @@ def sample_mask_fraction(rng: np.random.Generator, fractions: Sequence[float], m
     """m ~ LogNormal(mu, sigma), snapped to the nearest of ``fractions`` (public config)."""
     value = rng.lognormal(mean=mu, sigma=sigma)
     return float(min(fractions, key=lambda f: abs(f - value)))
-
-
-def lr_at(step: int, total: int, lr: float, min_lr: float, warmup: int) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine decay to ``min_lr`` at ``total``."""
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    span = max(total - warmup, 1)
-    progress = min(max(step - warmup, 0) / span, 1.0)
-    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
 def batch_indices(n: int, batch: int, step: int, seed: int, stage: str) -> list[int]:
@@ -204,7 +190,7 @@ class Trainer:
 
     def save(self, path: str | Path) -> None:
         """Write the resumable checkpoint atomically."""
-        _atomic_save(self.state(), Path(path))
+        atomic_save(self.state(), Path(path))
 
     def resume(self, path: str | Path) -> None:
         """Restore a checkpoint written by :meth:`save` for the same stage and config."""
@@ -243,7 +229,7 @@ class Trainer:
         if last.is_file():
             self.resume(last)
             warnings.warn(f"resuming {self.stage} from step {self.step} ({last})", stacklevel=2)
-        _truncate_log(log_path, self.step)
+        truncate_log(log_path, self.step)
         t = self.cfg.train
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not progress,
                    desc=f"sqgan {self.stage}")
@@ -275,22 +261,6 @@ def _derived_seed(seed: int, stage: str, step: int) -> int:
 def _log_line(res: StepResult, stage: str, seconds: float) -> dict[str, Any]:
     return {"stage": stage, "step": res.step, "lr": res.lr, "m_x": res.m_x, "m_s": res.m_s,
             "sec_per_step": round(seconds, 4), **res.logs}
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines at or after ``step`` (left by a run that died after its checkpoint)."""
-    if not path.is_file():
-        return
-    keep = [ln for ln in path.read_text().splitlines()
-            if ln.strip() and json.loads(ln).get("step", -1) < step]
-    path.write_text("".join(ln + "\n" for ln in keep))
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- model file
@@ -325,7 +295,7 @@ def export_model(model: SQGAN, path: str | Path, index_counts: dict[str, torch.T
                  meta: dict[str, Any]) -> Path:
     """Write the codec's model file: weights of both branches, config, index counts."""
     path = Path(path)
-    _atomic_save({"format": MODEL_FORMAT, "config": {"model": config_to_dict(model.config)},
+    atomic_save({"format": MODEL_FORMAT, "config": {"model": config_to_dict(model.config)},
                   "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                   "index_counts": index_counts, "meta": meta}, path)
     return path

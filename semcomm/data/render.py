@@ -15,6 +15,12 @@ primitive returns the pixel window it covers and its local coordinates in metres
 :meth:`Canvas.paint` composites a masked colour and label into the window where the
 primitive is nearer than what is already there (z-buffer), so occlusion between
 objects is exact and the labels stay pixel-aligned with the image.
+
+See-through objects follow Cityscapes' polygon annotation: a fence panel or a bicycle
+wheel is labelled as a whole, gaps included, wherever the visible surface lies behind
+it. :meth:`Canvas.region` records such a region; :meth:`Canvas.finish` writes its label
+over every covered pixel whose z-buffer depth is at or behind the region's plane, after
+all drawing (so the result does not depend on drawing order).
 """
 
 from __future__ import annotations
@@ -102,6 +108,7 @@ class Canvas:
         }
         self.dx = cam.dx
         self.dy = cam.dy
+        self._regions: list[tuple[slice, slice, np.ndarray, np.ndarray, int]] = []
 
     def paint(
         self,
@@ -130,6 +137,24 @@ class Canvas:
             lab[m] = np.broadcast_to(label, m.shape)[m]
         img = self.image[rows, cols]
         img[m] = np.broadcast_to(colour, m.shape + (3,))[m]
+
+    def region(
+        self, rows: slice, cols: slice, mask: np.ndarray, depth: np.ndarray | float, label: int
+    ) -> None:
+        """Record an annotation region (label only; see the module docstring).
+
+        mask : [h, w] bool; depth : scalar or broadcastable to [h, w] (metres).
+        """
+        d = np.broadcast_to(np.asarray(depth, np.float64), mask.shape).copy()
+        self._regions.append((rows, cols, mask.copy(), d, int(label)))
+
+    def finish(self) -> None:
+        """Apply the recorded regions, farthest first, so nearer regions win overlaps."""
+        order = sorted(self._regions, key=lambda r: -float(np.min(r[3], initial=np.inf)))
+        for rows, cols, mask, d, label in order:
+            m = mask & (self.depth[rows, cols] >= d - 1e-9)
+            self.labels[rows, cols][m] = label
+        self._regions.clear()
 
     def textured(
         self, rows: slice, cols: slice, rgb: np.ndarray, lo: float, mid: float, hi: float

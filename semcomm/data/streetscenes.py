@@ -255,7 +255,8 @@ def _near_layer(cv: Canvas, rng: np.random.Generator, xp: float) -> None:
         | (np.abs(yy - top + 0.05) < 0.07)
         | (np.abs(yy - 0.25) < 0.05)
     )
-    mask = (k != 0) & (yy >= 0) & (yy <= top) & ((k != 2) | bars)
+    panel = (k != 0) & (yy >= 0) & (yy <= top)
+    mask = panel & ((k != 2) | bars)
     cols = np.stack([_grey(rng, 0.3, 0.85, 0.2), _grey(rng, 0.15, 0.7, 0.3), _green(rng)])
     colour = (
         cols[np.clip(k - 1, 0, 2)]
@@ -265,6 +266,7 @@ def _near_layer(cv: Canvas, rng: np.random.Generator, xp: float) -> None:
     )
     labels = np.choose(np.clip(k, 0, 3), [VOID, WALL, FENCE, VEG]).astype(np.uint8)
     cv.paint(rs, cs, mask, zc, np.broadcast_to(labels, mask.shape), colour)
+    cv.region(rs, cs, panel & (k == 2), zc, FENCE)  # the whole panel, gaps included
 
 
 # -- ground ----------------------------------------------------------------------------
@@ -376,6 +378,22 @@ def _person(
     cv.paint(rs, cs, legs | torso | arms | head, z, label, colour)
 
 
+def _triangle(
+    u: np.ndarray,
+    v: np.ndarray,
+    a: tuple[float, float],
+    b: tuple[float, float],
+    c: tuple[float, float],
+) -> np.ndarray:
+    """Mask of the points (u, v) inside triangle abc (either orientation)."""
+
+    def edge(p: tuple[float, float], q: tuple[float, float]) -> np.ndarray:
+        return (q[0] - p[0]) * (v - p[1]) - (q[1] - p[1]) * (u - p[0])
+
+    e1, e2, e3 = edge(a, b), edge(b, c), edge(c, a)
+    return ((e1 >= 0) & (e2 >= 0) & (e3 >= 0)) | ((e1 <= 0) & (e2 <= 0) & (e3 <= 0))
+
+
 def _two_wheeler(cv: Canvas, rng: np.random.Generator, x: float, z: float, motor: bool) -> None:
     """A bicycle or motorcycle seen from the side, with its rider (billboard at depth z)."""
     s = 1.0 if rng.random() < 0.5 else -1.0  # facing right or left
@@ -403,7 +421,13 @@ def _two_wheeler(cv: Canvas, rng: np.random.Generator, x: float, z: float, motor
             )
         body = _any_colour(rng)
         colour = np.where(wheels[..., None], np.float32(0.08), body)
-        cv.paint(rs, cs, wheels | frame, z + 0.05, MOTORCYCLE if motor else BICYCLE, colour)
+        label = MOTORCYCLE if motor else BICYCLE
+        cv.paint(rs, cs, wheels | frame, z + 0.05, label, colour)
+        # Annotated as a polygon: wheel discs and the frame's triangle, spokes' gaps included.
+        discs = (d1 < r) | (d2 < r)
+        tri = _triangle(u, v, (0.0, 0.3), (-0.1, 0.88), (0.45, 0.9))
+        tri |= _triangle(u, v, (-hub, r), (0.0, 0.3), (-0.1, 0.88))
+        cv.region(rs, cs, discs | frame | tri, z + 0.05, label)
     _rider(cv, rng, x, z, s)
 
 
@@ -602,11 +626,23 @@ def _vehicle(
         if rng.random() < 0.7
         else np.array([1.0, 1.0, 0.85], np.float32)
     )
+    if kind == "train":  # trams: two-tone livery (light upper body, coloured skirt)
+        skirt, upper = _hue(rng, (0.55, 0.95), (0.35, 0.85)), _grey(rng, 0.78, 0.97, 0.04)
+
+        def livery(y: np.ndarray) -> np.ndarray:
+            return np.where((y > 0.42 * h)[..., None], upper, skirt)
+
+        _pantograph(cv, rng, xc, z0 + 0.3 * length, h)
+    else:
+
+        def livery(y: np.ndarray) -> np.ndarray:
+            return np.broadcast_to(paint, y.shape + (3,))
+
     win = cv.frontal(z0, xc - w / 2, xc + w / 2, 0.0, h)
     if win is not None:
         rs, cs, xx, yy = win
         body, dark, lamp = _back_profile(kind, xx - xc, yy, w, h)
-        col = np.where(dark[..., None], glass, paint)
+        col = np.where(dark[..., None], glass, livery(np.broadcast_to(yy, body.shape)))
         col = np.where(lamp[..., None], lamp_c, col) * (1 + 0.05 * cv.tex["hi"][rs, cs])[..., None]
         cv.paint(rs, cs, body, z0, label, col)
     xs = xc - w / 2 if xc - w / 2 > 0 else (xc + w / 2 if xc + w / 2 < 0 else 0.0)
@@ -617,10 +653,22 @@ def _vehicle(
     body, dark = _side_profile(kind, zc - z0, yy, length, h)
     shade = rng.uniform(0.6, 0.95)
     col = (
-        np.where(dark[..., None], glass, paint * shade)
+        np.where(dark[..., None], glass, livery(yy) * shade)
         * (1 + 0.05 * cv.tex["hi"][rs, cs])[..., None]
     )
     cv.paint(rs, cs, body, zc, label, col)
+
+
+def _pantograph(cv: Canvas, rng: np.random.Generator, xc: float, z: float, h: float) -> None:
+    """A tram's pantograph on its roof: a diamond of dark struts under a contact bar."""
+    win = cv.frontal(z, xc - 0.9, xc + 0.9, h, h + 1.1)
+    if win is None:
+        return
+    rs, cs, xx, yy = win
+    u, v = np.abs(xx - xc), yy - h
+    struts = np.abs(u - 0.7 * np.minimum(v, 1.0 - v).clip(0) * 1.4) < 0.05
+    mask = (struts & (v < 1.0)) | ((v > 0.98) & (v < 1.08) & (u < 0.85)) | ((v < 0.15) & (u < 0.4))
+    cv.paint(rs, cs, mask, z, TRAIN, np.full(3, rng.uniform(0.1, 0.3), np.float32))
 
 
 # -- scene assembly --------------------------------------------------------------------
@@ -770,6 +818,7 @@ def render_street(
         draw()
     if rng.random() < 0.3:
         _ego_hood(cv, rng)
+    cv.finish()
     return _tone(cv.image, rng), cv.labels
 
 

@@ -130,3 +130,48 @@ def test_build_dataset_registry():
         build_dataset("kitti")
     with pytest.raises(ValueError, match="root"):
         build_dataset("streetscenes", root="/x")
+
+
+def test_annotation_region_labels_gaps_but_not_nearer_objects():
+    """Cityscapes-style polygon labels: a fence's gaps take its label wherever the visible
+    surface lies behind it; a nearer object keeps its own; order of drawing is irrelevant."""
+    from semcomm.data.render import Camera, Canvas
+
+    for region_first in (True, False):
+        cv = Canvas(Camera(32, 32, 20.0, 16.0, 16.0, 1.5), np.random.default_rng(0))
+        full = np.ones((32, 32), bool)
+        band = np.zeros((32, 32), bool)
+        band[8:24] = True
+        if region_first:
+            cv.region(slice(0, 32), slice(0, 32), band, 5.0, 4)
+        cv.paint(slice(0, 32), slice(0, 32), full, 10.0, 2, np.zeros(3))  # building behind
+        person = np.zeros((32, 32), bool)
+        person[:, 12:16] = True
+        cv.paint(slice(0, 32), slice(0, 32), person, 3.0, 11, np.ones(3))  # person in front
+        if not region_first:
+            cv.region(slice(0, 32), slice(0, 32), band, 5.0, 4)
+        cv.finish()
+        expect = np.full((32, 32), 2, np.uint8)
+        expect[8:24] = 4
+        expect[:, 12:16] = 11
+        np.testing.assert_array_equal(cv.labels, expect)
+
+
+def test_fence_panels_and_bicycles_are_labelled_as_filled_regions():
+    """Fence gaps and wheel interiors carry the object's label (Cityscapes convention)."""
+    from scipy import ndimage
+
+    ds = StreetScenes("train", count=200, seed=0)
+    holes = {4: 0, 18: 0}
+    seen = {4: 0, 18: 0}
+    for i in range(60):
+        lab = ds[i].labels
+        for c in holes:
+            m = lab == c
+            if m.sum() > 50:
+                seen[c] += 1
+                holes[c] += int((ndimage.binary_fill_holes(m) & ~m).sum())
+    assert seen[4] > 5 and seen[18] > 1, seen
+    # A filled region has no enclosed holes except where a nearer object (a pole, a
+    # person) cuts in: few hole pixels per image.
+    assert holes[4] / seen[4] < 40 and holes[18] / seen[18] < 40, (holes, seen)

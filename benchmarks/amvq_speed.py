@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from semcomm.codecs.amvq import AMVQ, DEFAULT_CHECKPOINT, AMVQCodec, load_config  # noqa: E402
+from semcomm.codecs.amvq.activation import unquantized_mask  # noqa: E402
 from semcomm.codecs.amvq.model import count_parameters  # noqa: E402
 from semcomm.codecs.amvq.train import (  # noqa: E402
     collect_statistics,
@@ -78,9 +79,10 @@ def _row(codec: AMVQCodec, samples: list[Sample], rate: RatePoint, label: str) -
                 dec_t.append(t2 - t1)
             sizes.append(payload.bpp)
             quality.append(psnr(smp.image, rec.image))
-            tau = payload.knob if payload.knob is not None else 1.0
+            tau = payload.knob if payload.knob is not None else 0.0
             an = codec.analyze(smp.image)
-            sent.append(sum(int((a.a > tau).sum()) for a in an) / sum(a.a.numel() for a in an))
+            kept = sum(int(unquantized_mask(a.a, tau).sum()) for a in an)
+            sent.append(kept / sum(a.a.numel() for a in an))
     enc, dec = float(np.median(enc_t)), float(np.median(dec_t))
     return (f"{label:>24} | {1e3 * enc:7.1f} {1e3 * dec:7.1f} | {1.0 / (enc + dec):8.2f} | "
             f"{np.mean(sizes):7.4f} {np.mean(sent):6.3f} {np.mean(quality):7.2f}")

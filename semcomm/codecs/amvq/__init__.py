@@ -6,7 +6,7 @@ Public API::
     cfg = load_config("configs/amvq_compact.yaml")
     model = AMVQ(cfg.model).eval()
     analysis = model.analyze(x)            # per scale: z, indices, activation map A in [0, 1]
-    out = model(x, tau=0.3)                # training pass (x_hat, VQ losses, masks A > tau)
+    out = model(x, tau=0.3)                # training pass (x_hat, VQ losses, masks A > 1 - tau)
 
     from semcomm.codecs.amvq import AMVQCodec                 # registered as "amvq"
     codec = AMVQCodec(packet_bytes=509)                       # semcomm/assets/amvq.pt

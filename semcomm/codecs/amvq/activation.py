@@ -10,7 +10,8 @@
     alpha_c = mean_{h,w} g_c                     global average pooling (Eq. 5)
     A = ReLU(sum_c alpha_c F_c)                  Grad-CAM style map (Eq. 6)
     A <- A / max_{h,w} A   (per image; 0 everywhere when the max is 0)
-    m = A > tau                                  positions NOT quantized (Eq. 7)
+    m = A > 1 - tau                              positions NOT quantized (Eq. 7, tau
+                                                 on the axis of the paper's Fig. 7)
 
 This is Grad-CAM (Selvaraju et al. 2017) with the quantization loss as the score:
 non-negative feature maps weighted by their pooled gradients. ``head=None`` takes the
@@ -18,8 +19,14 @@ latent itself as the feature layer (F = z).
 
 Normalisation: each image's map is divided by its own maximum, so A lies in [0, 1]
 with max 1 (unless A is 0 everywhere, which the ReLU allows: then nothing is sent
-unquantized at any tau) and the scale of L_q does not matter. With ``tau = 1`` nothing
-exceeds the threshold (plain VQ); lowering tau sends more positions unquantized.
+unquantized at any tau) and the scale of L_q does not matter.
+
+tau follows the paper's Fig. 7 (and its text: "when tau is set to 0 the VPSNR reaches
+its minimum; as the threshold increases, more image detail is kept"): ``tau = 0`` sends
+nothing unquantized (plain VQ: nothing exceeds 1) and raising tau sends more positions
+unquantized, the nested sets {A > 1 - tau}. The literal "A > tau" of Eq. 7 as extracted
+would make tau = 0 the *richest* setting, which contradicts Fig. 7; we follow Fig. 7, so
+the issue's "plain VQ (tau = 0)" and "quality rises with tau" both hold.
 
 The gradient is taken with autograd on a detached leaf copy of the features inside
 ``torch.enable_grad()`` (and outside inference mode), so it works in eval mode, under
@@ -76,12 +83,13 @@ def activation_map(f: torch.Tensor, e: torch.Tensor,
 
 
 def unquantized_mask(a: torch.Tensor, tau: float) -> torch.Tensor:
-    """m = A > tau: True where the vector is sent unquantized (scalar-quantized floats).
+    """m = A > 1 - tau: True where the vector is sent unquantized (scalar-quantized floats).
 
-    Input: a [B, h, w] in [0, 1]; tau in [0, 1]. Output: [B, h, w] bool.
+    The one place the threshold is applied (model, codec, trainer statistics).
+    Input: a [B, h, w] (or [h, w]) in [0, 1]; tau in [0, 1]: 0 = plain VQ, 1 = every
+    position with a positive map. Output: bool, the shape of ``a``.
     """
-    check_tau(tau)
-    return a > tau
+    return a > 1.0 - check_tau(tau)
 
 
 def check_tau(tau: float) -> float:

@@ -4,7 +4,7 @@
 
     transmitter
     x [H,W,3] uint8 ─► AMVQ.analyze ─► per scale s: z_s, indices_s, A_s    (once per image)
-                            │  m_s = A_s > tau   (tau = knob; bpp target: smallest tau that fits)
+                            │  m_s = A_s > 1 - tau   (tau = knob; bpp target: largest tau that fits)
                             ▼
     encode_payload([TokenGrid  "i<s>": indices_s at ~m_s  (static prior from the checkpoint),
                     FloatBlock "f<s>": z_s at m_s, ScalarQuantizer(range from training,
@@ -58,7 +58,7 @@ from semcomm.bitstream import (
     decode_payload,
     encode_payload,
 )
-from semcomm.codecs.amvq.activation import check_tau
+from semcomm.codecs.amvq.activation import check_tau, unquantized_mask
 from semcomm.codecs.amvq.model import AMVQ, ScaleAnalysis
 from semcomm.codecs.base import Payload, RatePoint, ReceivedPayload, Reconstruction
 from semcomm.codecs.registry import register_codec
@@ -72,7 +72,7 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "amvq.pt"
 TRAIN_COMMAND = "semcomm train amvq --config configs/amvq_compact.yaml"
 #: The paper's threshold (Sec. IV-B, Fig. 7); the knob's default in docs and sweeps.
 PAPER_TAU = 0.3
-#: Rate-control grid of tau for bpp targets: 0, 0.025, ..., 1 (tau = 1 is plain VQ).
+#: Rate-control grid of tau for bpp targets: 0, 0.025, ..., 1 (tau = 0 is plain VQ).
 TAU_GRID: tuple[float, ...] = tuple(round(k / 40, 10) for k in range(41))
 
 
@@ -179,11 +179,11 @@ class AMVQCodec:
 
     Rates
     -----
-    ``RatePoint(knob=tau)``: positions whose activation map exceeds tau are sent
-    unquantized; tau = 1 sends none (plain VQ), lower tau sends more (more bytes,
-    higher quality). ``RatePoint(bpp=b)``: the smallest tau of the grid whose payload has
-    at most floor(b H W / 8) bytes (bisection; the size falls as tau rises); if even
-    tau = max(grid) overshoots, that payload is returned with a warning and
+    ``RatePoint(knob=tau)``: positions whose activation map exceeds 1 - tau are sent
+    unquantized; tau = 0 sends none (plain VQ), higher tau sends more (more bytes,
+    higher quality), as the paper's Fig. 7. ``RatePoint(bpp=b)``: the largest tau of the
+    grid whose payload has at most floor(b H W / 8) bytes (bisection; the size rises with
+    tau); if even tau = min(grid) overshoots, that payload is returned with a warning and
     ``payload.bpp > b`` flags the point unreachable.
     """
 
@@ -269,7 +269,7 @@ class AMVQCodec:
                               f"cheapest setting (tau={tau:g}) gives "
                               f"{8 * len(data) / (h * w):.4f} bpp", stacklevel=2)
         payload = Payload(data=data, num_pixels=h * w, shape=(h, w), knob=tau)
-        sent = tuple(int((an.a > tau).sum()) for an in analysis)
+        sent = tuple(int(unquantized_mask(an.a, tau).sum()) for an in analysis)
         return AMVQEncoded(payload, self._to_uint8(self.model.decode(z_hat)), tau, sent,
                            tuple(int(an.a.numel()) for an in analysis))
 
@@ -290,7 +290,7 @@ class AMVQCodec:
         for s, an in enumerate(analysis):
             if an.z.shape[0] != 1:
                 raise ValueError(f"one image per payload, got a batch of {an.z.shape[0]}")
-            sent = (an.a[0] > tau).cpu().numpy()
+            sent = unquantized_mask(an.a[0], tau).cpu().numpy()
             idx = an.indices[0].cpu().numpy()
             z = an.z[0].permute(1, 2, 0).cpu().numpy()  # [h, w, d]
             q = self.quantizers[s]
@@ -304,7 +304,7 @@ class AMVQCodec:
 
     def _fit_budget(self, analysis: Sequence[ScaleAnalysis], budget: int
                     ) -> tuple[float, bytes, list[torch.Tensor]]:
-        """Smallest grid tau whose payload has <= budget bytes (or the largest tau)."""
+        """Largest grid tau whose payload has <= budget bytes (or the smallest tau)."""
         grid = self.tau_grid
         done: dict[int, tuple[bytes, list[torch.Tensor]]] = {}
 
@@ -314,12 +314,12 @@ class AMVQCodec:
             return len(done[i][0])
 
         last = len(grid) - 1
-        if size(last) > budget:  # unreachable: the caller warns
-            return grid[last], *done[last]
-        if size(0) <= budget:
+        if size(0) > budget:  # unreachable: the caller warns
             return grid[0], *done[0]
-        bad, good = 0, last  # bad does not fit, good fits
-        while good - bad > 1:
+        if size(last) <= budget:
+            return grid[last], *done[last]
+        good, bad = 0, last  # good fits, bad does not (sizes rise with tau)
+        while bad - good > 1:
             mid = (good + bad) // 2
             if size(mid) <= budget:
                 good = mid

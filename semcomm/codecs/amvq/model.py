@@ -10,7 +10,7 @@
               VQ_s (EMA codebook, shared with the receiver) ─► indices, e_s = codebook[indices]
               activation map A_s in [0, 1]: Grad-CAM of ||z_s - e_s||^2 on the
               last feature layer F_s (z_s = conv1x1(F_s))  (activation.py, Eqs. 5-6)
-              m_s = A_s > tau                              (Eq. 7)
+              m_s = A_s > 1 - tau                          (Eq. 7; tau 0 = plain VQ)
               z_hat_s = m_s ? SQ(z_s) : e_s                unquantized vectors scalar-quantized
                                           │
     x_hat ◄── conv3x3 ◄── UpBlock x L (ResBlocks, nearest x2 + conv, norm, ReLU) ◄── conv3x3 + ReLU
@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semcomm.bitstream import ScalarQuantizer
-from semcomm.codecs.amvq.activation import activation_map, check_tau
+from semcomm.codecs.amvq.activation import activation_map, check_tau, unquantized_mask
 from semcomm.codecs.amvq.config import ModelConfig
 from semcomm.codecs.layers import (
     Downsample,
@@ -350,7 +350,7 @@ class AMVQ(nn.Module):
             a = activation_map(feats[s], z_q.detach(), self.encoder.head(s))
             vqs.append(vq)
             maps.append(a)
-            masks.append(a > tau)
+            masks.append(unquantized_mask(a, tau))
         if self.training:
             self.update_float_range([z.detach() for z in zs],
                                     [a > 0 for a in maps])

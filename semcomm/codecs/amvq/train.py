@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from semcomm.codecs.amvq.activation import unquantized_mask
 from semcomm.codecs.amvq.config import (
     AMVQConfig,
     config_from_dict,
@@ -260,9 +261,9 @@ class Statistics:
     Attributes
     ----------
     float_range : [S, 2] float32   [lo, hi] of the unquantized vectors' scalar quantizer
-    index_counts : [S, K] int64    transmitted code indices (positions with A <= tau)
+    index_counts : [S, K] int64    transmitted code indices (positions with A <= 1 - tau)
     value_counts : [S, VALUE_BINS] int64
-        Histogram of unquantized values (positions with A > tau), clipped to the range,
+        Histogram of unquantized values (positions with A > 1 - tau), clipped to the range,
         in VALUE_BINS equal bins over [lo, hi]; the level prior of any bit depth is
         derived from it (``codec.level_prior``).
     """
@@ -312,7 +313,7 @@ def collect_statistics(model: AMVQ, dataset: Sequence[Sample], taus: Sequence[fl
             lo, hi = (float(v) for v in model.float_range[s])
             rows = to_rows(an.z).cpu()
             for tau in taus:
-                sent = (an.a > tau).reshape(-1).cpu()
+                sent = unquantized_mask(an.a, tau).reshape(-1).cpu()
                 idx_counts[s] += torch.bincount(an.indices.reshape(-1).cpu()[~sent],
                                                 minlength=cfg.codebook_size)
                 v = rows[sent].reshape(-1).clamp(lo, hi)

@@ -69,14 +69,15 @@ def test_analyze_works_in_eval_under_any_grad_mode_without_touching_weights(
     assert all(torch.equal(before[k], after[k]) for k in before)  # EMA, BN, ranges untouched
 
 
-def test_threshold_masks_are_nested_and_tau_one_is_plain_vq() -> None:
+def test_threshold_masks_are_nested_and_tau_zero_is_plain_vq() -> None:
     a = torch.rand(2, 8, 16, generator=torch.Generator().manual_seed(1))
     a = a / a.amax(dim=(1, 2), keepdim=True)
     masks = [unquantized_mask(a, t) for t in (0.0, 0.1, 0.3, 0.5, 0.7, 1.0)]
     counts = [int(m.sum()) for m in masks]
-    assert counts == sorted(counts, reverse=True) and counts[0] > counts[-2] > 0
-    assert all(bool((lo | hi).eq(lo).all()) for lo, hi in zip(masks, masks[1:], strict=False))
-    assert counts[-1] == 0  # A <= 1 everywhere
+    assert counts == sorted(counts) and counts[-1] > counts[1] > 0
+    assert all(bool((lo | hi).eq(hi).all()) for lo, hi in zip(masks, masks[1:], strict=False))
+    assert counts[0] == 0  # A <= 1 everywhere: tau = 0 is plain VQ
+    assert counts[-1] == int((a > 0).sum())  # tau = 1: every position with A > 0
     for bad in (-0.1, 1.5, True, "0.3"):
         with pytest.raises(ValueError, match="tau"):
             check_tau(bad)  # type: ignore[arg-type]

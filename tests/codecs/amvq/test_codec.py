@@ -42,14 +42,14 @@ def image() -> np.ndarray:
 
 
 def _reference(codec: AMVQCodec, image: np.ndarray, tau: float) -> np.ndarray:
-    """Independent transmitter-side path: analyze -> A > tau -> SQ floats or code
+    """Independent transmitter-side path: analyze -> A > 1 - tau -> SQ floats or code
     vectors -> decoder; no bytes involved."""
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
     z_hat = []
     for s, an in enumerate(codec.model.analyze(x)):
         q = codec.quantizers[s]
         floats = torch.from_numpy(q.dequantize(q.quantize(an.z.numpy())))
-        z_hat.append(torch.where((an.a > tau)[:, None], floats,
+        z_hat.append(torch.where((an.a > 1.0 - tau)[:, None], floats,
                                  codec.model.lookup(s, an.indices)).contiguous())
     out = codec.model.decode(z_hat)[0].clamp(0, 1) * 255
     return out.round().to(torch.uint8).permute(1, 2, 0).numpy()
@@ -85,31 +85,31 @@ def test_error_free_decode_reproduces_the_encoder_exactly(
         assert codec.encode(image, None, RatePoint(knob=tau)).data == enc.payload.data
 
 
-def test_rate_falls_with_tau_and_tau_one_is_plain_vq(single: AMVQCodec,
-                                                     image: np.ndarray) -> None:
+def test_rate_rises_with_tau_and_tau_zero_is_plain_vq(single: AMVQCodec,
+                                                       image: np.ndarray) -> None:
     encs = [single.encode_detailed(image, RatePoint(knob=t)) for t in TAUS]
     sizes = [len(e.payload.data) for e in encs]
     sent = [e.unquantized_fraction for e in encs]
-    assert sizes == sorted(sizes, reverse=True), sizes
-    assert sent == sorted(sent, reverse=True) and sent[0] > 0.1, sent
-    assert sizes[0] > sizes[-1] + 10  # float vectors are what costs
-    # tau = 1: no float vector; the bytes are plain VQ's (indices) plus the two
+    assert sizes == sorted(sizes), sizes
+    assert sent == sorted(sent) and sent[-1] > 0.1 and sent[0] == 0, sent
+    assert sizes[-1] > sizes[0] + 10  # float vectors are what costs
+    # tau = 0: no float vector; the bytes are plain VQ's (indices) plus the two
     # near-free all-equal masks.
-    dec = decode_payload(encs[-1].payload.data, single.spec(SHAPE))
+    dec = decode_payload(encs[0].payload.data, single.spec(SHAPE))
     assert dec.ok and not any(f.mask.any() for f in dec.floats.values())
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
     plain = encode_payload([
         TokenGrid(name=f"i{s}", indices=an.indices[0].numpy(), prior=single.index_priors[s])
         for s, an in enumerate(single.model.analyze(x))])
-    assert 0 <= sizes[-1] - len(plain) <= 6, (sizes[-1], len(plain))
+    assert 0 <= sizes[0] - len(plain) <= 6, (sizes[0], len(plain))
 
 
 def test_float_bits_trade_bytes(checkpoint: Path, single: AMVQCodec,
                                 image: np.ndarray) -> None:
     fine = AMVQCodec(checkpoint, float_bits=8)
     assert fine.quantizers[0].bits == 8 and single.quantizers[0].bits == 4
-    enc4 = single.encode_detailed(image, RatePoint(knob=0.0))
-    enc8 = fine.encode_detailed(image, RatePoint(knob=0.0))
+    enc4 = single.encode_detailed(image, RatePoint(knob=1.0))
+    enc8 = fine.encode_detailed(image, RatePoint(knob=1.0))
     assert len(enc8.payload.data) > len(enc4.payload.data)
     rec = fine.decode(ReceivedPayload(enc8.payload.data, SHAPE))
     assert np.array_equal(rec.image, enc8.x_hat)
@@ -122,7 +122,7 @@ def test_float_bits_trade_bytes(checkpoint: Path, single: AMVQCodec,
 
 def test_lost_packet_is_concealed_only_where_nothing_arrived(packets: AMVQCodec,
                                                              image: np.ndarray) -> None:
-    enc = packets.encode_detailed(image, RatePoint(knob=0.0))
+    enc = packets.encode_detailed(image, RatePoint(knob=1.0))
     data = enc.payload.data
     n = len(data) // PACKET
     assert len(data) % PACKET == 0 and n >= 3
@@ -172,20 +172,20 @@ def test_corrupt_bytes_never_raise(packets: AMVQCodec, single: AMVQCodec,
     assert not bad.ok and "multiple" in bad.error
 
 
-def test_bpp_target_picks_the_smallest_fitting_tau(single: AMVQCodec,
-                                                   image: np.ndarray) -> None:
-    at = {t: len(single.encode(image, None, RatePoint(knob=t)).data) for t in (0.3, 1.0)}
-    target = 8 * at[0.3] / PIXELS
+def test_bpp_target_picks_the_largest_fitting_tau(single: AMVQCodec,
+                                                  image: np.ndarray) -> None:
+    at = {t: len(single.encode(image, None, RatePoint(knob=t)).data) for t in (0.0, 0.7)}
+    target = 8 * at[0.7] / PIXELS
     payload = single.encode(image, None, RatePoint(bpp=target))
-    assert payload.knob is not None and payload.knob <= 0.3 and payload.bpp <= target
-    if payload.knob > 0.0:  # the next smaller tau of the grid would not fit
-        smaller = max(t for t in single.tau_grid if t < payload.knob)
-        assert len(single.encode(image, None, RatePoint(knob=smaller)).data) > math.floor(
+    assert payload.knob is not None and payload.knob >= 0.7 and payload.bpp <= target
+    if payload.knob < 1.0:  # the next larger tau of the grid would not fit
+        larger = min(t for t in single.tau_grid if t > payload.knob)
+        assert len(single.encode(image, None, RatePoint(knob=larger)).data) > math.floor(
             target * PIXELS / 8)
-    tiny = 0.5 * 8 * at[1.0] / PIXELS
+    tiny = 0.5 * 8 * at[0.0] / PIXELS
     with pytest.warns(UserWarning, match="unreachable"):
         low = single.encode(image, None, RatePoint(bpp=tiny))
-    assert low.knob == 1.0 and low.bpp > tiny
+    assert low.knob == 0.0 and low.bpp > tiny
 
 
 def test_bad_inputs_raise(single: AMVQCodec, image: np.ndarray) -> None:

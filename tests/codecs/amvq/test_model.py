@@ -50,13 +50,13 @@ def test_training_pass_masks_ste_and_statistics() -> None:
     lo, hi = model.float_range[0].tolist()
     assert lo < hi
     for a, m in zip(out.maps, out.masks, strict=True):
-        assert torch.equal(m, a > 0.3)
+        assert torch.equal(m, a > 1.0 - 0.3)
     assert 0.0 < out.unquantized_fraction < 1.0
     (out.x_hat.mean() + out.vq_loss).backward()
     enc_grads = [p.grad for p in model.encoder.parameters()]
     assert all(g is not None for g in enc_grads)  # straight-through VQ and SQ
     assert any(float(g.abs().sum()) > 0 for g in enc_grads if g is not None)
-    plain = model(x, tau=1.0)
+    plain = model(x, tau=0.0)
     assert not any(bool(m.any()) for m in plain.masks)
     with pytest.raises(ValueError, match="tau"):
         model(x, tau=1.2)

@@ -3,6 +3,8 @@
 ``build_dataset(name, **kwargs)`` is the one entry point used by the runner::
 
     build_dataset("streetscenes", split="val", count=200, size=(128, 256), seed=0)
+    build_dataset("streetscenes", split="val", count=200, size=(128, 256), seed=0,
+                  projection="equirectangular")   # 360 x 180 degree panoramas
     build_dataset("cityscapes", split="val", count=None, size=(256, 512), root="/path")
     build_dataset("imagefolder", root="/path", size=None)
 

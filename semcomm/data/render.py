@@ -16,6 +16,12 @@ primitive returns the pixel window it covers and its local coordinates in metres
 primitive is nearer than what is already there (z-buffer), so occlusion between
 objects is exact and the labels stay pixel-aligned with the image.
 
+The equirectangular panorama (:class:`HalfPanorama`, :class:`PanoCanvas`) keeps these
+ray equations per half: in the hemisphere |lon| < 90 deg the ray of pixel (row, col)
+still reaches X = z * dx[col] (dx = tan lon), but its height slope depends on both
+indices, Y = hc + z * dy[row, col] with dy = tan lat / cos lon. Per pixel, z is a
+positive multiple of the distance along the ray, so the z-buffer stays exact.
+
 See-through objects follow Cityscapes' polygon annotation: a fence panel or a bicycle
 wheel is labelled as a whole, gaps included, wherever the visible surface lies behind
 it. :meth:`Canvas.region` records such a region; :meth:`Canvas.finish` writes its label
@@ -82,6 +88,20 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cell: float) 
     return np.clip(up[:h, :w] * 0.6, -1.0, 1.0)
 
 
+def texture_fields(
+    rng: np.random.Generator, shape: tuple[int, int], scale: float
+) -> dict[str, np.ndarray]:
+    """Shared noise fields ``lo``, ``mid`` (cells of 24 and 5 px times ``scale``), ``hi``.
+
+    Output: dict of [H, W] float32 in [-1, 1].
+    """
+    return {
+        "lo": smooth_noise(rng, shape, 24 * scale),
+        "mid": smooth_noise(rng, shape, 5 * scale),
+        "hi": np.clip(rng.standard_normal(shape).astype(np.float32) * 0.5, -1, 1),
+    }
+
+
 class Canvas:
     """Image, label map and z-buffer being rendered.
 
@@ -94,18 +114,26 @@ class Canvas:
         Shared noise fields (``lo``, ``mid``, ``hi`` spatial frequency) used as texture.
     """
 
-    def __init__(self, cam: Camera, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        cam: Camera | HalfPanorama,
+        rng: np.random.Generator | None = None,
+        *,
+        tex: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        """Draw the texture fields from ``rng``, or take ``tex`` ([H, W] each) as given."""
         self.cam = cam
         h, w = cam.height, cam.width
         self.image = np.zeros((h, w, 3), np.float32)
         self.labels = np.full((h, w), VOID, np.uint8)
         self.depth = np.full((h, w), SKY_DEPTH * 10, np.float64)
-        scale = w / 256.0
-        self.tex = {
-            "lo": smooth_noise(rng, (h, w), 24 * scale),
-            "mid": smooth_noise(rng, (h, w), 5 * scale),
-            "hi": np.clip(rng.standard_normal((h, w)).astype(np.float32) * 0.5, -1, 1),
-        }
+        if tex is None:
+            if rng is None:
+                raise ValueError("Canvas needs a generator for its textures or tex fields")
+            tex = texture_fields(rng, (h, w), w / 256.0)
+        if any(t.shape != (h, w) for t in tex.values()):
+            raise ValueError(f"texture fields must be {h}x{w}")
+        self.tex = tex
         self.dx = cam.dx
         self.dy = cam.dy
         self._regions: list[tuple[slice, slice, np.ndarray, np.ndarray, int]] = []
@@ -216,9 +244,170 @@ class Canvas:
         yy = self.cam.hc + zcol * self.dy[rs, None]
         return rs, cs, zcol, yy
 
+    def top(
+        self, yp: float, x0: float, x1: float, z0: float, z1: float
+    ) -> tuple[slice, slice, np.ndarray, np.ndarray] | None:
+        """Window of the horizontal rectangle Y = ``yp`` over [x0, x1] x [z0, z1] (a roof).
+
+        Returns (rows, cols, X [h, w], z [h, w]) and a mask is the caller's job; None when
+        not visible. The pinhole camera sits at about roof height and its scenes were
+        always drawn without roofs, so here it returns None (images stay as they were);
+        :class:`PanoCanvas` draws them.
+        """
+        return None
+
     def ground(self, z_max: float) -> tuple[slice, np.ndarray, np.ndarray]:
         """Rows below the horizon: (rows, z [h, 1], X [h, W]) of the ground plane, z <= z_max."""
         below = np.nonzero(self.dy < 0)[0]
         rs = slice(int(below[0]), self.cam.height) if below.size else slice(0, 0)
         z = np.minimum(-self.cam.hc / self.dy[rs], z_max)[:, None]
+        return rs, z, z * self.dx[None, :]
+
+
+# -- equirectangular panorama --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HalfPanorama:
+    """The hemisphere |lon| < 90 deg of a [height, 2 * width] equirectangular panorama.
+
+    Pixel centres follow :mod:`semcomm.spherical`: column j of the full panorama (width
+    W = 2 * width) has lon = ((j + 0.5) / W) 360 - 180 deg, row i has
+    lat = 90 - ((i + 0.5) / height) 180 deg, and (lon, lat) is the direction
+    (cos lat sin lon, sin lat, cos lat cos lon). Column c of this half is panorama column
+    c + W / 4. The camera sits at (0, hc, 0); its horizon is the line between rows
+    height / 2 - 1 and height / 2.
+
+    Attributes
+    ----------
+    height : int   rows (the panorama's)
+    width : int    columns of this half (half the panorama's, so the panorama's is a
+                   multiple of 4)
+    hc : float     camera height above the ground, metres
+    """
+
+    height: int
+    width: int
+    hc: float
+
+    @property
+    def y_h(self) -> float:
+        """Row coordinate of the horizon (for the sky's gradient)."""
+        return self.height / 2
+
+    @property
+    def lon(self) -> np.ndarray:
+        """[width] float64 pixel-centre longitude in radians, in (-pi/2, pi/2)."""
+        return ((np.arange(self.width) + self.width / 2 + 0.5) / (2 * self.width) - 0.5) * (
+            2 * np.pi
+        )
+
+    @property
+    def lat(self) -> np.ndarray:
+        """[height] float64 pixel-centre latitude in radians, top row first."""
+        return (0.5 - (np.arange(self.height) + 0.5) / self.height) * np.pi
+
+    @property
+    def dx(self) -> np.ndarray:
+        """[width] float64 X per unit z along each column's rays: tan lon (increasing)."""
+        return np.tan(self.lon)
+
+    @property
+    def dy(self) -> np.ndarray:
+        """[height, width] float64 height gain per unit z: tan lat / cos lon."""
+        return np.tan(self.lat)[:, None] / np.cos(self.lon)[None, :]
+
+
+def _row_span(inside: np.ndarray) -> slice:
+    """The smallest slice of rows holding every True of ``inside`` [h, w] bool."""
+    rows = np.nonzero(inside.any(axis=1))[0]
+    return slice(int(rows[0]), int(rows[-1]) + 1) if rows.size else slice(0, 0)
+
+
+class PanoCanvas(Canvas):
+    """A :class:`Canvas` for one :class:`HalfPanorama`: the same primitives with per-pixel
+    height slopes (see the module docstring), so the scene code draws both cameras.
+
+    Differences from the pinhole primitives: frontal and side windows are bounding boxes
+    of curved outlines, so Y [h, w] of a window may leave [y0, y1] and callers mask by it;
+    side planes start at z = 0 when asked for z0 <= 0.5 (the pinhole near clip), so the
+    walls of the two halves meet beside the camera; roofs (:meth:`top`) are drawn.
+    """
+
+    cam: HalfPanorama
+
+    def __init__(self, cam: HalfPanorama, tex: dict[str, np.ndarray]) -> None:
+        super().__init__(cam, tex=tex)
+
+    def frontal(
+        self, z: float, x0: float, x1: float, y0: float, y1: float
+    ) -> tuple[slice, slice, np.ndarray, np.ndarray] | None:
+        """Returns (rows, cols, X [1, w], Y [h, w]) or None (see :meth:`Canvas.frontal`)."""
+        if z <= 0.5:
+            return None
+        xs = z * self.dx
+        c0, c1 = (int(c) for c in np.searchsorted(xs, [x0, x1]))
+        if c1 <= c0:
+            return None
+        ys = self.cam.hc + z * self.dy[:, c0:c1]
+        rs = _row_span((ys > y0) & (ys <= y1))
+        if rs.stop <= rs.start:
+            return None
+        return rs, slice(c0, c1), xs[None, c0:c1], ys[rs]
+
+    def side(
+        self, xp: float, z0: float, z1: float, y1: float
+    ) -> tuple[slice, slice, np.ndarray, np.ndarray] | None:
+        """Returns (rows, cols, z [1, w], Y [h, w]) or None (see :meth:`Canvas.side`)."""
+        z0 = 0.0 if z0 <= 0.5 else z0
+        if abs(xp) < 1e-3 or z1 <= z0:
+            return None
+        with np.errstate(divide="ignore"):
+            zc = np.where(self.dx * xp > 0, xp / np.where(self.dx == 0, 1e-9, self.dx), np.inf)
+        cols = np.nonzero((zc >= z0) & (zc <= z1))[0]
+        if cols.size == 0:
+            return None
+        cs = slice(int(cols[0]), int(cols[-1]) + 1)
+        zcol = zc[None, cs]
+        yy = self.cam.hc + zcol * self.dy[:, cs]
+        rs = _row_span((yy > 0) & (yy <= y1))
+        if rs.stop <= rs.start:
+            return None
+        return rs, cs, zcol, yy[rs]
+
+    def top(
+        self, yp: float, x0: float, x1: float, z0: float, z1: float
+    ) -> tuple[slice, slice, np.ndarray, np.ndarray] | None:
+        """Returns (rows, cols, X [h, w], z [h, w]) of the plane Y = yp, or None.
+
+        Only a plane below the camera (yp < hc) is seen from above, through the rows
+        below the horizon.
+        """
+        dh = yp - self.cam.hc
+        if dh >= 0 or z0 <= 0.0 or z1 <= z0 or x1 <= x0:
+            return None
+        ratios = [x / z for x in (x0, x1) for z in (z0, z1)]  # X / z at the corners
+        c0 = int(np.searchsorted(self.dx, min(ratios)))
+        c1 = int(np.searchsorted(self.dx, max(ratios), side="right"))
+        if c1 <= c0:
+            return None
+        rs = self._below()
+        zz = dh / self.dy[rs, c0:c1]
+        xx = zz * self.dx[None, c0:c1]
+        sub = _row_span((xx >= x0) & (xx <= x1) & (zz >= z0) & (zz <= z1))
+        if sub.stop <= sub.start:
+            return None
+        rows = slice(rs.start + sub.start, rs.start + sub.stop)
+        return rows, slice(c0, c1), xx[sub], zz[sub]
+
+    def _below(self) -> slice:
+        """The rows below the horizon (dy < 0; sign of tan lat, the same in every column)."""
+        below = np.nonzero(np.tan(self.cam.lat) < 0)[0]
+        return slice(int(below[0]), self.cam.height) if below.size else slice(0, 0)
+
+    def ground(self, z_max: float) -> tuple[slice, np.ndarray, np.ndarray]:
+        """Rows below the horizon: (rows, z [h, w], X [h, w]) of the ground plane, at most
+        ``z_max`` metres away horizontally (the pinhole caps z; here the cap is round)."""
+        rs = self._below()
+        z = np.minimum(-self.cam.hc / self.dy[rs], z_max * np.cos(self.cam.lon)[None, :])
         return rs, z, z * self.dx[None, :]

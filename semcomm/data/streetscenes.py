@@ -15,6 +15,9 @@ Class colours are drawn per image from wide, overlapping ranges (greys for road,
 sidewalk, building, wall and sky; any hue for vehicles and clothes), so a per-pixel
 colour classifier is poor (``scripts/class_shares.py --trivial`` measures it); the
 classes are told apart by geometry, texture and context, as in real street scenes.
+
+``projection="equirectangular"`` renders the same kind of street as a 360 x 180 degree
+panorama from a camera standing on the road (:func:`render_panorama`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,14 @@ from functools import partial
 import numpy as np
 
 from semcomm.data.base import ImageDataset
-from semcomm.data.render import SKY_DEPTH, Camera, Canvas
+from semcomm.data.render import (
+    SKY_DEPTH,
+    Camera,
+    Canvas,
+    HalfPanorama,
+    PanoCanvas,
+    texture_fields,
+)
 from semcomm.data.types import NUM_CLASSES, VOID, Sample
 
 # Cityscapes trainIds (cityscapesScripts labels.py).
@@ -448,6 +458,14 @@ def _rider(cv: Canvas, rng: np.random.Generator, x: float, z: float, s: float) -
     cv.paint(rs, cs, body | head, z, RIDER, colour)
 
 
+def _within(win: Window, y0: float, y1: float) -> np.ndarray:
+    """[h, w] bool: the pixels of a frontal window whose height lies in (y0, y1] (all of a
+    pinhole window; a panorama's window is the bounding box of a curved outline)."""
+    rs, cs, _, yy = win
+    shape = (rs.stop - rs.start, cs.stop - cs.start)
+    return np.broadcast_to((yy > y0) & (yy <= y1), shape).copy()
+
+
 def _pole(cv: Canvas, rng: np.random.Generator, x: float, z: float, toward_road: float) -> None:
     """A pole with a traffic sign, a traffic light, or a street-lamp arm."""
     h = rng.uniform(3.5, 8.0)
@@ -457,7 +475,7 @@ def _pole(cv: Canvas, rng: np.random.Generator, x: float, z: float, toward_road:
     win = cv.frontal(z, x - w / 2, x + w / 2, 0.0, h)
     if win is not None:
         rs, cs, _, _ = win
-        mask = np.ones((rs.stop - rs.start, cs.stop - cs.start), bool)
+        mask = _within(win, 0.0, h)
         cv.paint(rs, cs, mask, z, POLE, cv.textured(rs, cs, grey, 0.05, 0.0, 0.05))
     if what == 0:
         _sign(cv, rng, x, z - 0.05, rng.uniform(2.0, min(h, 3.5)))
@@ -467,8 +485,7 @@ def _pole(cv: Canvas, rng: np.random.Generator, x: float, z: float, toward_road:
         arm = rng.uniform(1.0, 2.5) * toward_road
         win = cv.frontal(z, min(x, x + arm), max(x, x + arm), h - 0.15, h + 0.05)
         if win is not None:
-            rs, cs, _, _ = win
-            cv.paint(rs, cs, np.ones((rs.stop - rs.start, cs.stop - cs.start), bool), z, POLE, grey)
+            cv.paint(win[0], win[1], _within(win, h - 0.15, h + 0.05), z, POLE, grey)
 
 
 def _sign(cv: Canvas, rng: np.random.Generator, x: float, z: float, y: float) -> None:
@@ -512,7 +529,7 @@ def _traffic_light(cv: Canvas, rng: np.random.Generator, x: float, z: float, top
         cy = top - h * (0.2 + 0.3 * i)
         lamp = (xx - x) ** 2 + (yy - cy) ** 2 < (0.3 * w) ** 2
         colour[lamp] = lamps[i] * (1.0 if i == lit else 0.25)
-    cv.paint(rs, cs, np.ones(colour.shape[:2], bool), z, LIGHT, colour.astype(np.float32))
+    cv.paint(rs, cs, _within(win, top - h, top), z, LIGHT, colour.astype(np.float32))
 
 
 def _tree(cv: Canvas, rng: np.random.Generator, x: float, z: float) -> None:
@@ -647,16 +664,36 @@ def _vehicle(
         cv.paint(rs, cs, body, z0, label, col)
     xs = xc - w / 2 if xc - w / 2 > 0 else (xc + w / 2 if xc + w / 2 < 0 else 0.0)
     side = cv.side(xs, z0, z0 + length, h)
-    if side is None:
-        return
-    rs, cs, zc, yy = side
-    body, dark = _side_profile(kind, zc - z0, yy, length, h)
-    shade = rng.uniform(0.6, 0.95)
-    col = (
-        np.where(dark[..., None], glass, livery(yy) * shade)
-        * (1 + 0.05 * cv.tex["hi"][rs, cs])[..., None]
-    )
-    cv.paint(rs, cs, body, zc, label, col)
+    if side is not None:
+        rs, cs, zc, yy = side
+        body, dark = _side_profile(kind, zc - z0, yy, length, h)
+        shade = rng.uniform(0.6, 0.95)
+        col = (
+            np.where(dark[..., None], glass, livery(yy) * shade)
+            * (1 + 0.05 * cv.tex["hi"][rs, cs])[..., None]
+        )
+        cv.paint(rs, cs, body, zc, label, col)
+    _roofs(cv, kind, xc, z0, dims, livery(np.ones(1) * h)[0])
+
+
+def _roofs(
+    cv: Canvas, kind: str, xc: float, z0: float, dims: tuple[float, float, float], paint: np.ndarray
+) -> None:
+    """Horizontal tops of a vehicle, seen from above by the panorama's higher camera (the
+    pinhole canvas draws none). A car has a waist at 0.6 h and a narrower cabin roof."""
+    length, w, h = dims
+    tops = [(h, w / 2, 0.0, length)]
+    if kind == "car":
+        cab = 0.42 * w - 0.4 * h * 0.45  # the cabin's half width at y = h (_back_profile)
+        tops = [(0.6 * h, w / 2, 0.0, length), (h, cab, 0.32 * length, 0.75 * length)]
+    for y, half, s0, s1 in tops:
+        win = cv.top(y, xc - half, xc + half, z0 + s0, z0 + s1)
+        if win is None:
+            continue
+        rs, cs, xx, zz = win
+        mask = (np.abs(xx - xc) <= half) & (zz >= z0 + s0) & (zz <= z0 + s1)
+        col = paint * (0.9 + 0.1 * (y == h)) * (1 + 0.05 * cv.tex["hi"][rs, cs])[..., None]
+        cv.paint(rs, cs, mask, zz, VEHICLES[kind][0], col)
 
 
 def _pantograph(cv: Canvas, rng: np.random.Generator, xc: float, z: float, h: float) -> None:
@@ -668,6 +705,7 @@ def _pantograph(cv: Canvas, rng: np.random.Generator, xc: float, z: float, h: fl
     u, v = np.abs(xx - xc), yy - h
     struts = np.abs(u - 0.7 * np.minimum(v, 1.0 - v).clip(0) * 1.4) < 0.05
     mask = (struts & (v < 1.0)) | ((v > 0.98) & (v < 1.08) & (u < 0.85)) | ((v < 0.15) & (u < 0.4))
+    mask &= v > 0  # all of a pinhole window; a panorama's reaches below the roof
     cv.paint(rs, cs, mask, z, TRAIN, np.full(3, rng.uniform(0.1, 0.3), np.float32))
 
 
@@ -788,6 +826,33 @@ def _tone(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
 
 
+def _scene(
+    cv: Canvas,
+    rng: np.random.Generator,
+    st: Street,
+    sky_rng: np.random.Generator,
+    ground_rng: np.random.Generator,
+) -> None:
+    """Draw sky, skyline, facades, near layer, vehicles, ground and street furniture.
+
+    The sky's and the ground's materials come from their own generators, so the two
+    halves of a panorama can share them (the pinhole scene passes ``rng`` for both).
+    """
+    _sky(cv, sky_rng)
+    _skyline(cv, rng)
+    for side in (0, 1):
+        _facades(cv, rng, st.facade[side])
+        if abs(st.near[side] - st.facade[side]) > 0.2 or rng.random() < 0.5:
+            _near_layer(cv, rng, st.near[side])
+    lay = _Layout([], [])
+    _place_vehicles(cv, rng, st, lay)
+    shadows = [(a - 0.2, b + 0.2, c - 0.3, d + 0.2) for a, b, c, d in lay.boxes]
+    _ground(cv, ground_rng, st, shadows)
+    _place_street_furniture(cv, rng, st, lay)
+    for draw in lay.draws:
+        draw()
+
+
 def render_street(
     rng: np.random.Generator, height: int, width: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -803,23 +868,63 @@ def render_street(
     # scene's geometry is the same at every image size.
     cv = Canvas(cam, np.random.default_rng(rng.integers(2**63)))
     st = _street(rng)
-    _sky(cv, rng)
-    _skyline(cv, rng)
-    for side in (0, 1):
-        _facades(cv, rng, st.facade[side])
-        if abs(st.near[side] - st.facade[side]) > 0.2 or rng.random() < 0.5:
-            _near_layer(cv, rng, st.near[side])
-    lay = _Layout([], [])
-    _place_vehicles(cv, rng, st, lay)
-    shadows = [(a - 0.2, b + 0.2, c - 0.3, d + 0.2) for a, b, c, d in lay.boxes]
-    _ground(cv, rng, st, shadows)
-    _place_street_furniture(cv, rng, st, lay)
-    for draw in lay.draws:
-        draw()
+    _scene(cv, rng, st, rng, rng)
     if rng.random() < 0.3:
         _ego_hood(cv, rng)
     cv.finish()
     return _tone(cv.image, rng), cv.labels
+
+
+def _mirrored(st: Street) -> Street:
+    """The same street seen from the camera turned around (X -> -X, left and right swap)."""
+    return Street(
+        -st.xr, st.half, st.lanes, (-st.walk[1], -st.walk[0]), (-st.near[1], -st.near[0]),
+        (-st.facade[1], -st.facade[0]), (st.verge_terrain[1], st.verge_terrain[0]),
+    )  # fmt: skip
+
+
+def render_panorama(
+    rng: np.random.Generator, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Render one random street as an equirectangular 360 x 180 degree panorama.
+
+    The camera stands on the road at height 1.5..2.5 m; the street runs along
+    longitude 0 (forward, +z) and 180 deg. Each hemisphere is a :class:`HalfPanorama`
+    holding its own half of the street (own buildings, vehicles, people) drawn by the
+    pinhole scene code; the back half's street is the front's cross-section mirrored, so
+    sidewalks, kerbs and facade lines meet at z = 0 beside the camera (lon = +-90 deg).
+    Sky, road and paving materials and the texture fields are shared by both halves.
+
+    Input: height H (even) and width W = 2 H.
+    Output
+    ------
+    image : [H, W, 3] uint8
+    labels : [H, W] uint8 trainIds (0..18); no ego vehicle, so no void
+    """
+    hc = rng.uniform(1.5, 2.5)
+    # One texture field over the whole sphere (continuous across the halves' seams); its
+    # cells are half the pinhole's in pixels since a panorama pixel spans ~4x the angle.
+    tex = texture_fields(np.random.default_rng(rng.integers(2**63)), (height, width), width / 512)
+    st = _street(rng)
+    sky_seed, ground_seed = (int(v) for v in rng.integers(2**63, size=2))
+    q = width // 4
+    halves = []
+    for back, street in ((False, st), (True, _mirrored(st))):
+        # The back half is the front one turned by 180 deg: panorama columns rolled by W/2.
+        part = {k: np.roll(v, q if back else -q, axis=1)[:, : 2 * q] for k, v in tex.items()}
+        cv = PanoCanvas(HalfPanorama(height, 2 * q, hc), part)
+        sky_rng, ground_rng = np.random.default_rng(sky_seed), np.random.default_rng(ground_seed)
+        _scene(cv, rng, street, sky_rng, ground_rng)
+        cv.finish()
+        halves.append(cv)
+    front, rear = halves
+    image = np.concatenate([rear.image[:, q:], front.image, rear.image[:, :q]], axis=1)
+    labels = np.concatenate([rear.labels[:, q:], front.labels, rear.labels[:, :q]], axis=1)
+    return _tone(image, rng), labels
+
+
+#: Camera models of :class:`StreetScenes`.
+PROJECTIONS: tuple[str, ...] = ("pinhole", "equirectangular")
 
 
 def _check_size(size: tuple[int, int]) -> tuple[int, int]:
@@ -842,11 +947,16 @@ class StreetScenes(ImageDataset):
         Number of images (>= 1).
     size : (H, W)
         Image size in pixels, each side in [32, 4096]; default 128 x 256 (also 256 x 512).
+        An equirectangular panorama needs W = 2 H with H even.
     seed : int
         Dataset seed (>= 0; 0 is valid).
+    projection : "pinhole" | "equirectangular"
+        A forward-looking car camera (default), or a 360 x 180 degree panorama from a
+        camera standing in the street (:func:`render_panorama`; no ego vehicle).
 
     ``ds[i]`` returns :class:`Sample` with image [H, W, 3] uint8 and labels [H, W] uint8
-    trainIds (255 = void), named ``"streetscenes/<split>/<index:06d>"``.
+    trainIds (255 = void), named ``"streetscenes/<split>/<index:06d>"`` (pinhole) or
+    ``"streetscenes360/<split>/<index:06d>"`` (panorama, its own image stream).
     """
 
     classes = CLASS_NAMES
@@ -858,6 +968,7 @@ class StreetScenes(ImageDataset):
         count: int = 1000,
         size: tuple[int, int] = (128, 256),
         seed: int = 0,
+        projection: str = "pinhole",
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split {split!r} unknown; choose one of {sorted(SPLITS)}")
@@ -867,16 +978,34 @@ class StreetScenes(ImageDataset):
             raise ValueError(f"seed {seed!r} must be an integer >= 0")
         self.split, self.length, self.seed = split, int(count), int(seed)
         self.size = _check_size(tuple(size))  # type: ignore[arg-type]
+        if projection not in PROJECTIONS:
+            raise ValueError(
+                f"projection {projection!r} unknown; choose one of {list(PROJECTIONS)}"
+            )
+        h, w = self.size
+        if projection == "equirectangular" and (w != 2 * h or h % 2):
+            raise ValueError(
+                f"equirectangular size {h}x{w} must be H x 2H with H even (360 x 180 "
+                "degrees, whole quarter turns of columns), e.g. 128 x 256"
+            )
+        self.projection = projection
 
     def __len__(self) -> int:
         return self.length
 
     def rng(self, index: int) -> np.random.Generator:
-        """The generator of image ``index``: SeedSequence((seed, split id, index))."""
-        return np.random.default_rng(np.random.SeedSequence([self.seed, SPLITS[self.split], index]))
+        """The generator of image ``index``: SeedSequence((seed, split id, index)) for the
+        pinhole camera, SeedSequence((seed, split id, index, 1)) for panoramas."""
+        entropy = [self.seed, SPLITS[self.split], index]
+        if self.projection == "equirectangular":
+            entropy.append(1)
+        return np.random.default_rng(np.random.SeedSequence(entropy))
 
     def _load(self, index: int) -> Sample:
-        image, labels = render_street(self.rng(int(index)), *self.size)
-        return Sample(
-            image=image, labels=labels, name=f"streetscenes/{self.split}/{int(index):06d}"
-        )
+        if self.projection == "equirectangular":
+            image, labels = render_panorama(self.rng(int(index)), *self.size)
+            name = f"streetscenes360/{self.split}/{int(index):06d}"
+        else:
+            image, labels = render_street(self.rng(int(index)), *self.size)
+            name = f"streetscenes/{self.split}/{int(index):06d}"
+        return Sample(image=image, labels=labels, name=name)

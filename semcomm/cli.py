@@ -24,6 +24,7 @@ TRAINERS: dict[str, str] = {
     "segmenter": "semcomm.segmentation.train",
     "sqgan": "semcomm.codecs.sqgan.train",
     "amvq": "semcomm.codecs.amvq.train",
+    "isc": "semcomm.codecs.isc.train",
 }
 
 

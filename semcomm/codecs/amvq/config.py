@@ -260,7 +260,7 @@ def config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> AMVQCon
     out before the typed conversion, then checked by :class:`DataSource`.
     """
     try:
-        data, params = _split_params(data, source)
+        data, params = split_data_params(data, source)
         cfg: AMVQConfig = build_config(AMVQConfig, data, source)
         if params is not None:
             sources = tuple(replace(src, params=p) for src, p in
@@ -273,7 +273,7 @@ def config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> AMVQCon
         raise ValueError(f"{source}: {err}") from err
 
 
-def _split_params(data: Mapping[str, Any], source: str
+def split_data_params(data: Mapping[str, Any], source: str
                   ) -> tuple[Mapping[str, Any], list[dict[str, Any]] | None]:
     """Copy of ``data`` without ``train.data[i].params``, and those params in order."""
     train = data.get("train") if isinstance(data, Mapping) else None

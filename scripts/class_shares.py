@@ -1,6 +1,7 @@
 """Per-class pixel shares of StreetScenes, generator speed, and the triviality check.
 
     python scripts/class_shares.py [--count 1000] [--size 128 256] [--seed 0] [--trivial]
+                                   [--projection pinhole|equirectangular]
 
 Prints images/s of the generator, the share of pixels of each trainId over ``count``
 images, and the number of images each class occurs in. With ``--trivial`` it also fits
@@ -8,6 +9,8 @@ the best per-pixel colour classifier (majority class per RGB cell of a 32^3 hist
 i.e. the Bayes rule on quantised colour, stronger than Gaussian naive Bayes) on
 ``--fit-count`` train images and prints its mIoU on as many val images: if colour alone
 segmented the scenes this would be high; the dataset is designed to keep it < 0.6.
+``--projection equirectangular`` measures the 360 x 180 degree panoramas instead (size
+H x 2H; shares are per pixel, not weighted by solid angle).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from semcomm.data import CLASS_NAMES, NUM_CLASSES, VOID, StreetScenes  # noqa: E402
+from semcomm.data.streetscenes import PROJECTIONS  # noqa: E402
 from semcomm.segmentation import confusion, iou_from_confusion  # noqa: E402
 
 BINS = 32  # colour cells per channel
@@ -48,10 +52,12 @@ def colour_cells(image: np.ndarray) -> np.ndarray:
     return (q[..., 0] * BINS + q[..., 1]) * BINS + q[..., 2]
 
 
-def trivial_miou(seed: int, count: int, size: tuple[int, int]) -> tuple[np.ndarray, float]:
+def trivial_miou(
+    seed: int, count: int, size: tuple[int, int], projection: str = "pinhole"
+) -> tuple[np.ndarray, float]:
     """Fit the per-colour majority classifier on train, score on val."""
     hist = np.zeros((BINS**3, NUM_CLASSES), np.int64)
-    fit = StreetScenes("train", count, size, seed)
+    fit = StreetScenes("train", count, size, seed, projection=projection)
     for i in range(count):
         s = fit[i]
         assert s.labels is not None
@@ -59,7 +65,7 @@ def trivial_miou(seed: int, count: int, size: tuple[int, int]) -> tuple[np.ndarr
         np.add.at(hist, (colour_cells(s.image)[keep], s.labels[keep].astype(np.int64)), 1)
     rule = hist.argmax(1)
     conf = torch.zeros(NUM_CLASSES, NUM_CLASSES + 1, dtype=torch.int64)
-    val = StreetScenes("val", count, size, seed)
+    val = StreetScenes("val", count, size, seed, projection=projection)
     for i in range(count):
         s = val[i]
         assert s.labels is not None
@@ -77,13 +83,14 @@ def main() -> None:
     ap.add_argument("--split", default="train")
     ap.add_argument("--trivial", action="store_true")
     ap.add_argument("--fit-count", type=int, default=200)
+    ap.add_argument("--projection", choices=list(PROJECTIONS), default="pinhole")
     args = ap.parse_args()
     torch.set_num_threads(1)
     size = (args.size[0], args.size[1])
-    ds = StreetScenes(args.split, args.count, size, args.seed)
+    ds = StreetScenes(args.split, args.count, size, args.seed, projection=args.projection)
     counts, present, total, rate = shares(ds)
     print(
-        f"StreetScenes {args.split} seed={args.seed} {size[0]}x{size[1]}: "
+        f"StreetScenes {args.split} seed={args.seed} {size[0]}x{size[1]} {args.projection}: "
         f"{args.count} images, generator {rate:.1f} images/s (1 thread)"
     )
     print(f"{'id':>3} {'class':<14} {'share %':>8} {'in images':>10}")
@@ -91,7 +98,7 @@ def main() -> None:
         print(f"{c:>3} {name:<14} {100 * counts[c] / total:8.3f} {present[c]:>10}")
     print(f"255 {'void':<14} {100 * counts[-1] / total:8.3f}")
     if args.trivial:
-        iou, miou = trivial_miou(args.seed, args.fit_count, size)
+        iou, miou = trivial_miou(args.seed, args.fit_count, size, args.projection)
         print(
             f"\ntriviality check: per-pixel colour classifier ({BINS}^3 RGB cells, fit on "
             f"{args.fit_count} train, scored on {args.fit_count} val images)"

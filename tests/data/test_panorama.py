@@ -113,7 +113,8 @@ def test_horizon_is_the_middle_row(labels20):
 
 
 def test_bottom_rows_are_ground(labels20):
-    assert np.isin(labels20[:, _rows(-80, -90)], GROUND).all()
+    # The camera stands on the road, so the ground within ~0.4 m of its foot is paved.
+    assert np.isin(labels20[:, _rows(-80, -90)], [ROAD, SIDEWALK]).all()
 
 
 def test_street_runs_along_longitude_0_and_180(labels20):

@@ -206,8 +206,11 @@ class Trainer:
         self.opt_d.load_state_dict(ckpt["opt_d"])
         self.step = int(ckpt["step"])
 
-    def init_from(self, path: str | Path) -> None:
-        """Load model weights (both branches) from a ``model.pt`` or a ``last.pt``."""
+    def init_from(self, path: str | Path, branch: str | None = None) -> None:
+        """Load model weights from a ``model.pt`` or a ``last.pt``: both branches, or
+        only ``branch`` ("semantic" | "image"; e.g. G_s from a longer ``ssm`` run)."""
+        if branch not in (None, "semantic", "image"):
+            raise ValueError(f"branch {branch!r} not in (None, 'semantic', 'image')")
         ckpt = torch.load(Path(path), map_location=self.device, weights_only=True)
         state = ckpt.get("state_dict", ckpt.get("model"))
         if ckpt.get("format") not in (MODEL_FORMAT, TRAIN_FORMAT) or state is None:
@@ -215,6 +218,9 @@ class Trainer:
         stored = config_from_dict({"model": ckpt["config"]["model"]}, source=str(path)).model
         if stored != self.cfg.model:
             raise ValueError(f"{path}: its model config differs from the current config")
+        if branch is not None:
+            ours = self.model.state_dict()
+            state = {**ours, **{k: v for k, v in state.items() if k.startswith(branch + ".")}}
         self.model.load_state_dict(state)
 
     def fit(self, out_dir: str | Path, progress: bool = True,
@@ -333,6 +339,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="run folder; the stage writes <out>/<stage>/")
     parser.add_argument("--init", default=None,
                         help="model.pt (or last.pt) to start from, e.g. the previous stage's")
+    parser.add_argument("--semantic-from", default=None,
+                        help="model.pt whose G_s replaces --init's (e.g. a longer ssm run)")
     parser.add_argument("--steps", type=int, default=None, help="override train.steps[stage]")
     parser.add_argument("--batch-size", type=int, default=None, help="override train.batch_size")
     parser.add_argument("--seed", type=int, default=0)
@@ -382,6 +390,8 @@ def run(args: argparse.Namespace) -> int:
     trainer = Trainer(cfg, args.stage, dataset, args.seed, device, perceptual)
     if args.init is not None:
         trainer.init_from(args.init)
+    if args.semantic_from is not None:
+        trainer.init_from(args.semantic_from, branch="semantic")
     out = Path(args.out) / args.stage
     if args.fresh and (out / "last.pt").is_file():
         (out / "last.pt").unlink()

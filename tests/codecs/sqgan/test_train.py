@@ -99,6 +99,17 @@ def test_fit_writes_loadable_model_file(tmp_path: Path, samples: list[Sample]) -
     nxt = Trainer(tiny_config(), "img", samples)
     nxt.init_from(path)
     assert _equal_states(nxt.model.semantic.state_dict(), trainer.model.semantic.state_dict())
+    # G_s alone from another file: the image branch stays as it was.
+    torch.manual_seed(5)
+    other = Trainer(tiny_config(), "img", samples)
+    image_before = {k: v.clone() for k, v in other.model.image.state_dict().items()}
+    assert not _equal_states(other.model.semantic.state_dict(),
+                             trainer.model.semantic.state_dict())
+    other.init_from(path, branch="semantic")
+    assert _equal_states(other.model.semantic.state_dict(), trainer.model.semantic.state_dict())
+    assert _equal_states(other.model.image.state_dict(), image_before)
+    with pytest.raises(ValueError, match="branch"):
+        other.init_from(path, branch="x")
 
 
 def test_cli_trains_and_resumes(tmp_path: Path) -> None:

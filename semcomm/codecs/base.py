@@ -110,10 +110,26 @@ class Reconstruction:
     concealed: bool = False
     error: str = ""
 
+    @classmethod
+    def failed(cls, shape: tuple[int, int], error: str) -> Reconstruction:
+        """ok=False with a mid-grey image of the expected size (the pipeline shows its
+        failure-policy image instead); a malformed ``shape`` gives a 1 x 1 image."""
+        try:
+            h, w = max(1, int(shape[0])), max(1, int(shape[1]))
+        except (TypeError, ValueError, IndexError):
+            h, w = 1, 1
+        return cls(image=np.full((h, w, 3), 128, np.uint8), labels=None, ok=False, error=error)
+
 
 @runtime_checkable
 class Codec(Protocol):
-    """A source codec. Implementations are registered by their YAML name."""
+    """A source codec. Implementations are registered by their YAML name.
+
+    Optionally a codec also defines ``payload_fields(payload) -> dict[str, float | int]``:
+    flat numeric fields about one payload that the runner records in each result line as
+    ``x_<name>`` and averages in the summary (e.g. SQ-GAN's analytic bpp beside the real
+    bpp measured from the bytes).
+    """
 
     name: str
 

@@ -51,6 +51,16 @@ class DatasetConfig(_Strict):
     size: tuple[PositiveInt, PositiveInt] | None = (128, 256)
     seed: NonNegativeInt = 0
     root: str | None = None
+    #: "equirectangular": 360-degree panoramas (streetscenes only; size H x 2H); adds
+    #: VPSNR, VSSIM and WS-PSNR to the image metrics.
+    projection: Literal["pinhole", "equirectangular"] = "pinhole"
+
+    @model_validator(mode="after")
+    def _projection(self) -> DatasetConfig:
+        if self.projection != "pinhole" and self.name != "streetscenes":
+            raise ValueError(f"projection {self.projection!r} is only available for "
+                             f"dataset 'streetscenes', not {self.name!r}")
+        return self
 
 
 class SegmenterConfig(_Strict):

@@ -46,10 +46,14 @@ class Evaluator:
     segmenter : object with ``segment_uint8(images [B,H,W,3] uint8, labels) -> [B,H,W] uint8``
     per_image_segmenter : bool  True for the ground-truth segmenter (its output depends
         on the image index, not only on the pixels)
+    projection : "pinhole" | "equirectangular"  the latter adds VPSNR and VSSIM (the six
+        default 90-degree viewports of ``semcomm.spherical``) and WS-PSNR
     """
 
-    def __init__(self, exp: Experiment, segmenter: Any, per_image_segmenter: bool) -> None:
+    def __init__(self, exp: Experiment, segmenter: Any, per_image_segmenter: bool,
+                 projection: str = "pinhole") -> None:
         self.exp, self.segmenter = exp, segmenter
+        self.spherical = projection == "equirectangular"
         self.per_image = per_image_segmenter
         self.seg_cache = _Lru()
         self.metric_cache = _Lru()
@@ -89,7 +93,7 @@ class Evaluator:
         return [self.seg_cache[key] for key in keys]
 
     def image_metrics(self, index: int, x: np.ndarray, x_hat: np.ndarray) -> dict[str, Any]:
-        """PSNR (dB), MS-SSIM, LPIPS of one reconstruction (cached)."""
+        """PSNR (dB), MS-SSIM, LPIPS (and sphere metrics) of one reconstruction (cached)."""
         key = (index, image_hash(x_hat))
         if key not in self.metric_cache:
             out: dict[str, Any] = {"psnr": metrics.psnr(x, x_hat)}
@@ -97,6 +101,12 @@ class Evaluator:
                 out["ms_ssim"] = metrics.ms_ssim(x, x_hat)
             if self.lpips is not None:
                 out["lpips"] = self.lpips(x, x_hat)
+            if self.spherical:
+                from semcomm import spherical
+
+                out["vpsnr"] = spherical.vpsnr(x, x_hat)
+                out["vssim"] = spherical.vssim(x, x_hat)
+                out["ws_psnr"] = spherical.ws_psnr(x, x_hat)
             self.metric_cache.put(key, out)
         return dict(self.metric_cache[key])
 

@@ -39,6 +39,9 @@ COLUMNS = [
     "ok", "concealed", "failed",
 ]
 
+#: Image metrics of panoramas (equirectangular datasets): extra columns, with intervals.
+SPHERE_METRICS = ("vpsnr", "vssim", "ws_psnr")
+
 _GROUP = ("kind", "codec", "rate", "link", "snr_db")
 
 
@@ -132,7 +135,7 @@ def summarize(lines: Iterable[dict[str, Any]], codec_order: list[str], max_image
         row.update(n=len(rows), images=images,
                    stopped_early=row["kind"] == "link" and images < max_images)
         row.update(_semantic(rows, n_boot, confidence, seed))
-        for metric in ("psnr", "ms_ssim", "lpips"):
+        for metric in ("psnr", "ms_ssim", "lpips", *SPHERE_METRICS):
             if any(metric in r for r in rows):
                 row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = _mean_ci(
                     [r.get(metric) for r in rows], n_boot, confidence, seed)
@@ -145,6 +148,10 @@ def summarize(lines: Iterable[dict[str, Any]], codec_order: list[str], max_image
             row["unreachable"] = sum(bool(r.get("unreachable")) for r in rows)
             for status in ("ok", "concealed", "failed"):
                 row[status] = sum(r.get("status") == status for r in rows)
+            extra = sorted({k for r in rows for k in r if k.startswith("x_")})
+            for k in extra:  # codec-specific numeric fields: means
+                vals = [r[k] for r in rows if isinstance(r.get(k), int | float)]
+                row[k] = float(np.mean(vals)) if vals else None
         if fid:
             row["fid"] = _fid(rows, run_dir)
         out.append(row)
@@ -152,12 +159,17 @@ def summarize(lines: Iterable[dict[str, Any]], codec_order: list[str], max_image
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    """summary.csv: one row per point, columns :data:`COLUMNS` (empty = not applicable)."""
+    """summary.csv: one row per point, columns :data:`COLUMNS` (empty = not applicable),
+    then the sphere metrics and codec-specific ``x_*`` fields when any row has them."""
+    extra = [f"{m}{s}" for m in SPHERE_METRICS for s in ("", "_lo", "_hi")
+             if any(m in row for row in rows)]
+    extra += sorted({k for row in rows for k in row if k.startswith("x_")})
+    columns = COLUMNS + extra
     with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: _fmt(row.get(k)) for k in COLUMNS})
+            writer.writerow({k: _fmt(row.get(k)) for k in columns})
 
 
 def _fmt(value: Any) -> Any:

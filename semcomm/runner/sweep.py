@@ -91,7 +91,8 @@ class Context:
         count = min(exp.max_images, len(self.dataset))
         self.samples: list[Sample] = [self.dataset[i] for i in range(count)]
         self.segmenter = build_segmenter(exp.segmenter.name, **exp.segmenter.params)
-        self.evaluator = Evaluator(exp, self.segmenter, exp.segmenter.name == "ground-truth")
+        self.evaluator = Evaluator(exp, self.segmenter, exp.segmenter.name == "ground-truth",
+                                   getattr(self.dataset, "projection", "pinhole"))
         self.codecs: dict[str, Codec] = {
             c.display: build_codec(c.name, **c.params) for c in exp.codecs}
         self.link_configs = dict(expand_links(exp.links))
@@ -159,6 +160,8 @@ def _dataset_kwargs(d: dict[str, Any], name: str) -> dict[str, Any]:
         kwargs.pop("seed", None)
     if "size" in kwargs:
         kwargs["size"] = tuple(kwargs["size"])
+    if kwargs.get("projection") == "pinhole":
+        kwargs.pop("projection")  # the default; only StreetScenes has other projections
     return kwargs
 
 
@@ -238,10 +241,16 @@ def _base_line(kind: str, codec: str, rate: str, link: str, snr_db: float | None
             "image": i, "realization": r, "name": sample.name}
 
 
-def _payload_fields(enc: Encoded) -> dict[str, Any]:
+def _payload_fields(ctx: Context, codec: str, enc: Encoded) -> dict[str, Any]:
+    """Rate fields of a line, plus the codec's own (``payload_fields``: e.g. SQ-GAN's
+    analytic bpp), when the codec defines them."""
     p = enc.payload
-    return {"target_bpp": enc.rate.bpp, "knob": p.knob, "bytes": len(p.data), "bpp": p.bpp,
-            "unreachable": enc.unreachable}
+    out = {"target_bpp": enc.rate.bpp, "knob": p.knob, "bytes": len(p.data), "bpp": p.bpp,
+           "unreachable": enc.unreachable}
+    extra = getattr(ctx.codecs[codec], "payload_fields", None)
+    if extra is not None:
+        out.update({f"x_{k}": v for k, v in extra(p).items()})
+    return out
 
 
 def _quality_fields(ctx: Context, i: int, x_hat: np.ndarray, s_hat: np.ndarray,
@@ -285,7 +294,7 @@ def phase_one(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm) -> None:
             rec = ctx.receiver(codec, e.payload.shape).receive(e.payload.data, e.payload.shape)
             s_hat = ctx.evaluator.segment([rec.image], [i], [sample.labels])[0]
             line = _base_line("error-free", codec, rate.label, "none", None, i, 0, sample)
-            line.update(_payload_fields(e))
+            line.update(_payload_fields(ctx, codec, e))
             line.update({"status": rec.status, "error": rec.error})
             line.update(_quality_fields(ctx, i, rec.image, s_hat, rec.labels))
             lines.append(line)
@@ -354,7 +363,7 @@ def _transmit_lines(ctx: Context, enc: Encoder, pt: Point,
                                                  strict=True):
         line = _base_line("link", pt.codec, pt.rate.label, pt.link, pt.snr_db, i, r,
                           ctx.samples[i])
-        line.update(_payload_fields(e))
+        line.update(_payload_fields(ctx, pt.codec, e))
         line.update({
             "esno_db": pt.esno_db, "seed": seed, "channel_uses": res.channel_uses,
             "bits": res.num_bits, "bit_errors": res.bit_errors, "blocks": res.num_blocks,

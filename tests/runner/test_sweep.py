@@ -245,3 +245,57 @@ def test_ebno_is_converted_per_link(tmp_path: Path) -> None:
     assert esno["qpsk-ldpc0.5-awgn"] == pytest.approx(5.0)
     assert esno["16qam-ldpc0.5-awgn"] == pytest.approx(5.0 + 10 * math.log10(2.0))
     assert all(x["snr_db"] == 5.0 for x in lines if x["kind"] == "link")
+
+
+def _register_fields_codec(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A JPEG codec that reports a codec-specific field (as SQ-GAN's analytic bpp),
+    registered for this test only."""
+    from semcomm.codecs import registry
+
+    base = registry.codec_factory("jpeg")
+
+    class FieldsCodec(base):  # type: ignore[misc, valid-type]
+        def payload_fields(self, payload):  # type: ignore[no-untyped-def]
+            return {"half_bytes": len(payload.data) / 2}
+
+    monkeypatch.setitem(registry._REGISTRY, "test-fields", FieldsCodec)
+
+
+def test_codec_fields_and_sphere_metrics_for_panoramas(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    _register_fields_codec(monkeypatch)
+    cfg = tmp_path / "pano.yaml"
+    cfg.write_text("""
+name: pano
+dataset: {count: 2, size: [32, 64], projection: equirectangular}
+codecs: [{name: test-fields, bpp: [2.0]}]
+links: [{modulation: qpsk, code_rate: 0.5, channel: awgn}]
+snr: {esno_db: [-6, 6]}
+failure: {policy: mean, mean_images: 2}
+metrics: {bootstrap: 50}
+""")
+    run = run_experiment(load_experiment(cfg), tmp_path / "out", progress=False)
+    lines = [ln for ln in read_lines(run.run_dir) if ln["kind"] != "original"]
+    assert lines and all(ln["x_half_bytes"] == ln["bytes"] / 2 for ln in lines)
+    for ln in lines:
+        assert math.isfinite(ln["vpsnr"]) and 0 < ln["vssim"] <= 1
+        assert math.isfinite(ln["ws_psnr"]) and abs(ln["ws_psnr"] - ln["psnr"]) < 6
+    rows = read_csv(run.run_dir)
+    coded = [r for r in rows if r["kind"] != "original"]
+    assert all(float(r["x_half_bytes"]) > 0 and r["vpsnr"] != "" for r in coded)
+    assert float(coded[0]["vpsnr_lo"]) <= float(coded[0]["vpsnr"]) <= float(coded[0]["vpsnr_hi"])
+    # Pinhole experiments keep the plain column set.
+    plain = run_experiment(load_experiment(tiny(tmp_path, count=1, snr="[6]")),
+                           tmp_path / "plain", progress=False)
+    header = (plain.run_dir / "summary.csv").read_text().splitlines()[0]
+    assert "vpsnr" not in header and "x_" not in header
+
+
+def test_projection_only_for_streetscenes(tmp_path: Path) -> None:
+    cfg = tiny(tmp_path, extra="").read_text().replace(
+        "dataset: {count: 3, size: [64, 128]}",
+        "dataset: {name: imagefolder, root: /nonexistent, projection: equirectangular}")
+    path = tmp_path / "bad.yaml"
+    path.write_text(cfg)
+    with pytest.raises(ValueError, match="projection"):
+        load_experiment(path)

@@ -368,13 +368,14 @@ class AMVQCodec:
         try:
             return self._decode(received)
         except Exception as err:  # noqa: BLE001 - the contract: a result, never a raise
-            return AMVQReceived(_failed(received.shape, f"{type(err).__name__}: {err}"))
+            msg = f"{type(err).__name__}: {err}"
+            return AMVQReceived(Reconstruction.failed(received.shape, msg))
 
     def _decode(self, received: ReceivedPayload) -> AMVQReceived:
         try:
             spec = self.spec(received.shape)
         except ValueError as err:
-            return AMVQReceived(_failed(received.shape, str(err)))
+            return AMVQReceived(Reconstruction.failed(received.shape, str(err)))
         dec = decode_payload(received.data, spec, lost=received.lost)
         z_hat, concealed, unquantized = [], [], []
         for s in range(self.model.config.scales):
@@ -386,7 +387,8 @@ class AMVQCodec:
             unquantized.append(sent)
         if all(c.all() for c in concealed):
             reason = "; ".join(dec.errors) or "no position received"
-            return AMVQReceived(_failed(received.shape, f"nothing decodable: {reason}"[:300]),
+            msg = f"nothing decodable: {reason}"[:300]
+            return AMVQReceived(Reconstruction.failed(received.shape, msg),
                                 tuple(concealed), tuple(unquantized), dec)
         lost = any(c.any() for c in concealed)
         rec = Reconstruction(image=self._to_uint8(self.model.decode(z_hat)), labels=None,
@@ -432,14 +434,3 @@ def conceal(z: torch.Tensor, known: torch.Tensor, fallback: torch.Tensor) -> tor
         out = torch.where(fill, total / weight.clamp_min(1.0), out)
         have = torch.where(fill, torch.ones_like(have), have)
     return out
-
-
-def _failed(shape: tuple[int, int], error: str) -> Reconstruction:
-    """ok=False with a mid-grey image of the expected size (the pipeline shows its
-    failure-policy image instead)."""
-    try:
-        h, w = max(1, int(shape[0])), max(1, int(shape[1]))
-    except (TypeError, ValueError, IndexError):
-        h, w = 1, 1
-    return Reconstruction(image=np.full((h, w, 3), 128, np.uint8), labels=None, ok=False,
-                          error=error)

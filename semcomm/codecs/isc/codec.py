@@ -60,7 +60,6 @@ from semcomm.bitstream import (
 )
 
 # One implementation each: the failed-decode image is AM-VQ's, histogram -> prior SQ-GAN's.
-from semcomm.codecs.amvq.codec import _failed
 from semcomm.codecs.base import Payload, RatePoint, ReceivedPayload, Reconstruction
 from semcomm.codecs.isc.model import ISC, map_onehot
 from semcomm.codecs.isc.semmap import (
@@ -420,13 +419,14 @@ class ISCCodec:
         try:
             return self._decode(received)
         except Exception as err:  # noqa: BLE001 - the contract: a result, never a raise
-            return ISCReceived(_failed(received.shape, f"{type(err).__name__}: {err}"))
+            msg = f"{type(err).__name__}: {err}"
+            return ISCReceived(Reconstruction.failed(received.shape, msg))
 
     def _decode(self, received: ReceivedPayload) -> ISCReceived:
         try:
             specs = self.specs(received.shape)
         except ValueError as err:
-            return ISCReceived(_failed(received.shape, str(err)))
+            return ISCReceived(Reconstruction.failed(received.shape, str(err)))
         data = bytes(received.data)
         lost = [(int(a), int(b)) for a, b in received.lost]
         layers, sent_all, errors = (self._open_packets(data, lost, specs)
@@ -435,7 +435,8 @@ class ISCCodec:
         base = layers[0]
         if base is None or not _complete(base):
             why = "; ".join(errors) or "; ".join(base.errors if base is not None else ())
-            return ISCReceived(_failed(received.shape, f"base layer lost: {why}"[:300]),
+            msg = f"base layer lost: {why}"[:300]
+            return ISCReceived(Reconstruction.failed(received.shape, msg),
                                -1, tuple(layers), tuple(errors))
         m = map_from_symbols(base.grids[GRID_MAP].indices)
         latent = base.grids[GRID_Z].indices if GRID_Z in base.grids else None

@@ -377,6 +377,14 @@ class SQGANCodec:
         return AnalyticRate(kx, ks, positions, bx, bs, analytic_bpp(kx, positions, px, bx),
                             analytic_bpp(ks, positions, px, bs), payload.bpp)
 
+    def payload_fields(self, payload: Payload) -> dict[str, float | int]:
+        """Result-line fields (the runner's ``x_*``): the paper's analytic bpp per branch
+        and in total, kept counts and the real bpp; empty for a damaged payload."""
+        try:
+            return dict(self.analytic_rate(payload).as_fields())
+        except ValueError:
+            return {}
+
     # ------------------------------------------------------------------ decode
     def decode(self, received: ReceivedPayload) -> Reconstruction:
         """Received bytes -> x_hat [H,W,3] uint8, s_hat [H,W] uint8; never raises.
@@ -391,18 +399,20 @@ class SQGANCodec:
         try:
             return self._decode(received)
         except Exception as err:  # noqa: BLE001 - the contract: a result, never a raise
-            return SQGANReceived(_failed(received.shape, f"{type(err).__name__}: {err}"))
+            msg = f"{type(err).__name__}: {err}"
+            return SQGANReceived(Reconstruction.failed(received.shape, msg))
 
     def _decode(self, received: ReceivedPayload) -> SQGANReceived:
         try:
             spec = self.spec(received.shape)
         except ValueError as err:
-            return SQGANReceived(_failed(received.shape, str(err)))
+            return SQGANReceived(Reconstruction.failed(received.shape, str(err)))
         dec = decode_payload(received.data, spec, lost=received.lost)
         gs, gx = dec.grids[GRID_S], dec.grids[GRID_X]
         if gs.missing.all() and gx.missing.all():
             reason = "; ".join(dec.errors) or "no position received"
-            return SQGANReceived(_failed(received.shape, f"nothing decodable: {reason}"[:300]),
+            msg = f"nothing decodable: {reason}"[:300]
+            return SQGANReceived(Reconstruction.failed(received.shape, msg),
                                  gx.missing, gs.missing, dec)
         tokens = SQGANTokens(image=self._branch(gx.indices, gx.mask),
                              semantic=self._branch(gs.indices, gs.mask))
@@ -422,14 +432,3 @@ class SQGANCodec:
     def __repr__(self) -> str:
         return (f"SQGANCodec(checkpoint={str(self.checkpoint)!r}, packet_bytes="
                 f"{self.packet_bytes}, m_s_ratio={self.m_s_ratio:g})")
-
-
-def _failed(shape: tuple[int, int], error: str) -> Reconstruction:
-    """ok=False with a mid-grey image of the expected size (the pipeline shows its
-    failure-policy image instead)."""
-    try:
-        h, w = max(1, int(shape[0])), max(1, int(shape[1]))
-    except (TypeError, ValueError, IndexError):
-        h, w = 1, 1
-    return Reconstruction(image=np.full((h, w, 3), 128, np.uint8), labels=None, ok=False,
-                          error=error)

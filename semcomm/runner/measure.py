@@ -46,7 +46,7 @@ class Evaluator:
     segmenter : object with ``segment_uint8(images [B,H,W,3] uint8, labels) -> [B,H,W] uint8``
     per_image_segmenter : bool  True for the ground-truth segmenter (its output depends
         on the image index, not only on the pixels)
-    projection : "pinhole" | "equirectangular"  the latter adds VPSNR and VSSIM (the six
+    projection : "pinhole" | "equirectangular"  the latter adds VPSNR and VSSIM (the eight
         default 90-degree viewports of ``semcomm.spherical``) and WS-PSNR
     """
 

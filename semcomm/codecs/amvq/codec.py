@@ -251,10 +251,19 @@ class AMVQCodec:
         ------
         Payload with ``knob`` = the tau used; ``bpp`` counts every byte.
         """
-        return self.encode_detailed(image, rate).payload
+        return self._encode(image, rate)[0]
 
     def encode_detailed(self, image: np.ndarray, rate: RatePoint) -> AMVQEncoded:
         """``encode`` plus the transmitter-side reconstruction and per-scale counts."""
+        payload, tau, analysis, z_hat = self._encode(image, rate)
+        sent = tuple(int(unquantized_mask(an.a, tau).sum()) for an in analysis)
+        return AMVQEncoded(payload, self._to_uint8(self.model.decode(z_hat)), tau, sent,
+                           tuple(int(an.a.numel()) for an in analysis))
+
+    def _encode(self, image: np.ndarray, rate: RatePoint
+                ) -> tuple[Payload, float, list[ScaleAnalysis], list[torch.Tensor]]:
+        """(payload, tau, analysis, z_hat) of one image; no decoder pass (``encode`` does not
+        need the reconstruction)."""
         analysis = self.analyze(image)
         h, w = image.shape[:2]
         if rate.knob is not None:
@@ -269,9 +278,7 @@ class AMVQCodec:
                               f"cheapest setting (tau={tau:g}) gives "
                               f"{8 * len(data) / (h * w):.4f} bpp", stacklevel=2)
         payload = Payload(data=data, num_pixels=h * w, shape=(h, w), knob=tau)
-        sent = tuple(int(unquantized_mask(an.a, tau).sum()) for an in analysis)
-        return AMVQEncoded(payload, self._to_uint8(self.model.decode(z_hat)), tau, sent,
-                           tuple(int(an.a.numel()) for an in analysis))
+        return payload, tau, analysis, z_hat
 
     def analyze(self, image: np.ndarray) -> list[ScaleAnalysis]:
         """Features, nearest indices and activation maps of one image (any tau)."""

@@ -18,6 +18,11 @@ Failure policy for CRC-detected losses (the receiver knows which blocks failed):
 * ``conceal`` : hand the bytes (lost blocks included, as the decoder's hard decisions)
   to the codec; use what it returns if it decodes (status ``concealed``), else grey.
 
+A codec that conceals losses itself (class attribute ``conceals_losses = True``: the
+learned packet codecs, whose decoders fill lost tokens) is always given the bytes and
+the lost ranges, whatever the policy: its partial decode is status ``concealed``, and
+only a decode it gives up on (``ok=False``) gets the policy's fallback image.
+
 Whatever the policy, a stream that the decoder rejects (e.g. corrupted by errors the
 CRC missed) gives the policy's fallback image and status ``failed``.
 """
@@ -92,6 +97,12 @@ class Transmitter:
         return Encoded(payload=payload, rate=rate, unreachable=unreachable)
 
 
+def conceals_losses(codec: Codec) -> bool:
+    """True when ``codec`` decodes around CRC-lost byte ranges itself (its decoder is
+    given them whatever the failure policy)."""
+    return bool(getattr(codec, "conceals_losses", False))
+
+
 class Receiver:
     """Received bytes -> x_hat under a failure policy.
 
@@ -123,7 +134,7 @@ class Receiver:
         if shape != self.fallback.shape[:2]:
             raise ValueError(f"payload shape {shape} != fallback image shape "
                              f"{self.fallback.shape[:2]}")
-        if lost and self.policy != "conceal":
+        if lost and self.policy != "conceal" and not conceals_losses(self.codec):
             return self._failed(f"CRC-detected loss of {len(lost)} byte range(s)")
         rec: Reconstruction = self.codec.decode(ReceivedPayload(data=data, shape=shape,
                                                                 lost=tuple(lost)))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from channels import Link, LinkConfig
-from semcomm.codecs.base import RatePoint
+from semcomm.codecs.base import RatePoint, ReceivedPayload, Reconstruction
 from semcomm.codecs.registry import build_codec
 from semcomm.metrics import psnr
 from semcomm.pipeline import Receiver, Transmitter, run_pipeline, send
@@ -42,6 +42,51 @@ def test_policies_on_a_crc_loss() -> None:
     assert got.status == "failed" and np.all(got.image == 77)
     got = Receiver(codec, "mean", _fallback()).receive(data, shape, ())
     assert got.status == "ok" and got.error == ""
+
+
+class _Concealing:
+    """A codec that decodes around lost ranges: ok unless everything was lost."""
+
+    name = "concealing"
+    conceals_losses = True
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def encode(self, image, labels, rate):  # pragma: no cover - not used
+        raise NotImplementedError
+
+    def decode(self, received: ReceivedPayload) -> Reconstruction:
+        self.calls.append(received.lost)
+        if sum(b - a for a, b in received.lost) >= len(received.data):
+            return Reconstruction.failed(received.shape, "nothing decodable")
+        image = np.full((*received.shape, 3), 200, np.uint8)
+        return Reconstruction(image=image, labels=None, ok=True,
+                              concealed=bool(received.lost))
+
+
+@pytest.mark.parametrize("policy", ["mean", "grey", "conceal"])
+def test_concealing_codec_is_decoded_under_every_policy(policy: str) -> None:
+    codec = _Concealing()
+    rx = Receiver(codec, policy, _fallback())
+    got = rx.receive(b"\x01" * 100, (64, 128), ((0, 50),))
+    assert codec.calls == [((0, 50),)]
+    assert got.status == "concealed" and np.all(got.image == 200)
+    # The codec gives up (every byte lost): the policy's fallback, status failed.
+    got = rx.receive(b"\x01" * 100, (64, 128), ((0, 100),))
+    assert got.status == "failed" and got.error == "nothing decodable"
+    assert np.all(got.image == (128 if policy == "conceal" else 77))
+    assert rx.receive(b"\x01" * 100, (64, 128), ()).status == "ok"
+
+
+def test_learned_codecs_declare_concealment() -> None:
+    from semcomm.codecs.amvq import AMVQCodec
+    from semcomm.codecs.isc import ISCCodec
+    from semcomm.codecs.sqgan import SQGANCodec
+
+    assert AMVQCodec.conceals_losses and ISCCodec.conceals_losses
+    assert SQGANCodec.conceals_losses
+    assert not getattr(build_codec("jpeg"), "conceals_losses", False)
 
 
 def test_receiver_validation() -> None:

@@ -129,6 +129,11 @@ class Codec(Protocol):
     flat numeric fields about one payload that the runner records in each result line as
     ``x_<name>`` and averages in the summary (e.g. SQ-GAN's analytic bpp beside the real
     bpp measured from the bytes).
+
+    A codec whose decoder handles CRC-lost byte ranges itself (fills lost tokens,
+    drops lost enhancement layers) sets the class attribute ``conceals_losses = True``:
+    the receiver then hands it the damaged bytes under every failure policy
+    (``semcomm.pipeline``). Without it the policy decides.
     """
 
     name: str

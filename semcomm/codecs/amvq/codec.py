@@ -188,6 +188,7 @@ class AMVQCodec:
     """
 
     name = "amvq"
+    conceals_losses = True  # the decoder fills what the link lost (semcomm.pipeline)
 
     def __init__(self, checkpoint: str | Path | None = None, packet_bytes: int | None = None,
                  device: str | torch.device = "cpu", float_bits: int | None = None,

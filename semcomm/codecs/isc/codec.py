@@ -229,6 +229,7 @@ class ISCCodec:
     """
 
     name = "isc"
+    conceals_losses = True  # the decoder fills what the link lost (semcomm.pipeline)
 
     def __init__(self, checkpoint: str | Path | None = None, packet_bytes: int | None = None,
                  device: str | torch.device = "cpu") -> None:

@@ -198,6 +198,7 @@ class SQGANCodec:
     """
 
     name = "sqgan"
+    conceals_losses = True  # the decoder fills what the link lost (semcomm.pipeline)
 
     def __init__(self, checkpoint: str | Path | None = None, packet_bytes: int | None = None,
                  device: str | torch.device = "cpu", m_s_ratio: float = 1.0,

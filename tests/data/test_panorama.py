@@ -1,13 +1,11 @@
 """StreetScenes panorama mode: determinism, labels, sizes, and the 360 x 180 geometry.
 
 Would fail if panoramas depended on anything but (seed, split, index), if the pinhole
-images changed (pinned hashes), if a label outside 0..18 were written, if the horizon
+images changed (pinned fingerprints), if a label outside 0..18 were written, if the horizon
 left the middle rows, if the street stopped running along longitude 0 / 180 deg, if the
 halves were stitched in the wrong order (the wrap-around columns would disagree), or if
 the pixel-centre convention drifted from semcomm.spherical.
 """
-
-import hashlib
 
 import numpy as np
 import pytest
@@ -68,14 +66,33 @@ def test_same_seed_index_gives_identical_panoramas():
 
 
 def test_pinhole_images_unchanged():
-    """Pinned hashes of the pinhole generator (a segmenter was trained on it). Regenerate
-    only on purpose: print the digests below and paste them."""
+    """Pinned fingerprints of the pinhole generator (a segmenter was trained on it): per
+    image, the pixel count of each class (void last) and the mean colour.
+
+    Not a byte hash: NumPy's float kernels differ by CPU (AVX-512 or not), which moves a
+    few boundary pixels, so the check allows 1% of the pixels and 1 grey level. A change
+    to the scene layout or palette moves far more. Regenerate only on purpose: print
+    ``got`` below and paste it.
+    """
     ds = StreetScenes("train", 3, (64, 128), seed=0)
-    got = [hashlib.sha256(s.image.tobytes() + s.labels.tobytes()).hexdigest()[:16] for s in ds]
-    assert got == PINHOLE_SHA256, got
+    got = []
+    for smp in ds:
+        lab = np.where(smp.labels == 255, NUM_CLASSES, smp.labels)
+        counts = np.bincount(lab.ravel(), minlength=NUM_CLASSES + 1)
+        got.append((counts.tolist(), smp.image.reshape(-1, 3).mean(axis=0).round(2).tolist()))
+    for (counts, mean), (ref_counts, ref_mean) in zip(got, PINHOLE_FINGERPRINT, strict=True):
+        assert np.abs(np.subtract(counts, ref_counts)).sum() <= 0.01 * 64 * 128, got
+        assert np.abs(np.subtract(mean, ref_mean)).max() <= 1.0, got
 
 
-PINHOLE_SHA256 = ["e661b62587ab14c5", "96e5be6e2e773cee", "b15797e0b553f092"]
+PINHOLE_FINGERPRINT = [
+    ([4092, 396, 1572, 6, 135, 54, 4, 0, 32, 1, 757, 80, 0, 62, 981, 20, 0, 0, 0, 0],
+     [71.01, 69.4, 71.4]),
+    ([2381, 1002, 1511, 0, 650, 354, 2, 97, 691, 269, 1069, 0, 0, 141, 0, 0, 25, 0, 0, 0],
+     [100.94, 114.56, 130.71]),
+    ([3229, 33, 571, 10, 4, 33, 0, 1, 381, 0, 1286, 6, 0, 64, 2378, 0, 190, 6, 0, 0],
+     [98.88, 109.14, 99.26]),
+]
 
 
 def test_labels_valid_and_main_classes_occur(labels20):

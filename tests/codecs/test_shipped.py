@@ -68,3 +68,25 @@ def test_sqgan_checkpoint_round_trip() -> None:
     a = codec.decode(ReceivedPayload(payload.data, payload.shape))
     b = codec.decode(ReceivedPayload(payload.data, payload.shape))
     assert a.ok and np.array_equal(a.image, b.image)
+
+
+def test_isc_enhancement_loss_through_the_receiver_is_the_base_image() -> None:
+    """Under the runner's default policy (mean), a lost enhancement packet shows the base
+    image (status concealed), and a lost base packet the fallback (status failed)."""
+    from semcomm.codecs.isc import ISCCodec
+    from semcomm.pipeline import Receiver
+
+    _need("isc")
+    codec = ISCCodec(packet_bytes=125)
+    x, s = _sample()
+    enc = codec.encode_detailed(x, s, RatePoint(knob=2))
+    data = bytearray(enc.payload.data)
+    base = -(-enc.layer_bytes[0] // 125) * 125  # the base layer's whole packets
+    fallback = np.full_like(x, 77)
+    rx = Receiver(codec, "mean", fallback)
+    lost = ((base, base + 125),)  # the first enhancement packet
+    data[base:base + 125] = bytes(125)
+    got = rx.receive(bytes(data), enc.payload.shape, lost)
+    assert got.status == "concealed" and np.array_equal(got.image, enc.x_base)
+    got = rx.receive(bytes(data), enc.payload.shape, ((0, 125),))
+    assert got.status == "failed" and np.all(got.image == 77)

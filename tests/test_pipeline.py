@@ -9,7 +9,14 @@ from channels import Link, LinkConfig
 from semcomm.codecs.base import RatePoint, ReceivedPayload, Reconstruction
 from semcomm.codecs.registry import build_codec
 from semcomm.metrics import psnr
-from semcomm.pipeline import Receiver, Transmitter, conceals_losses, run_pipeline, send
+from semcomm.pipeline import (
+    DecodeCache,
+    Receiver,
+    Transmitter,
+    conceals_losses,
+    run_pipeline,
+    send,
+)
 
 from .codecs.test_classic import scene
 
@@ -75,6 +82,46 @@ def test_concealing_codec_is_decoded_under_every_policy(policy: str) -> None:
     assert got.status == "failed" and got.error == "nothing decodable"
     assert np.all(got.image == (128 if policy == "conceal" else 77))
     assert rx.receive(b"\x01" * 100, (64, 128), ()).status == "ok"
+
+
+def test_decode_cache_decodes_each_received_payload_once() -> None:
+    codec = _Concealing()
+    cache = DecodeCache()
+    rx = Receiver(codec, "mean", _fallback(), cache=cache, cache_key="c")
+    first = rx.receive(b"\x01" * 100, (64, 128), ((0, 50),))
+    # Another Receiver on the same cache (the runner builds one per point): a hit.
+    again = Receiver(codec, "mean", _fallback(), cache=cache, cache_key="c").receive(
+        b"\x01" * 100, (64, 128), ((0, 50),))
+    assert codec.calls == [((0, 50),)] and cache.hits == 1
+    assert again.status == first.status == "concealed" and again.image is first.image
+    assert not again.image.flags.writeable  # shared: nobody may write into it
+    # Different lost ranges, bytes, or codec key: decoded anew.
+    rx.receive(b"\x01" * 100, (64, 128), ((0, 40),))
+    rx.receive(b"\x01" * 99 + b"\x02", (64, 128), ((0, 50),))
+    Receiver(codec, "mean", _fallback(), cache=cache, cache_key="d").receive(
+        b"\x01" * 100, (64, 128), ((0, 50),))
+    assert len(codec.calls) == 4 and cache.misses == 4 and len(cache) == 4
+    # A failed decode is cached too and still gives the policy's fallback.
+    for _ in range(2):
+        got = rx.receive(b"\x01" * 100, (64, 128), ((0, 100),))
+        assert got.status == "failed" and np.all(got.image == 77)
+    assert len(codec.calls) == 5
+
+
+def test_decode_cache_evicts_least_recently_used_by_bytes() -> None:
+    codec = _Concealing()
+    one = 64 * 128 * 3  # bytes of one reconstruction
+    cache = DecodeCache(max_bytes=2 * one)
+    rx = Receiver(codec, "mean", _fallback(), cache=cache)
+    for tag in (b"a", b"b", b"a", b"c"):  # "b" is the least recently used when "c" comes
+        rx.receive(tag * 10, (64, 128))
+    assert len(cache) == 2 and len(codec.calls) == 3
+    rx.receive(b"a" * 10, (64, 128))
+    assert len(codec.calls) == 3
+    rx.receive(b"b" * 10, (64, 128))
+    assert len(codec.calls) == 4
+    with pytest.raises(ValueError, match="max_bytes -1"):
+        DecodeCache(max_bytes=-1)
 
 
 def test_learned_codecs_declare_concealment() -> None:

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from semcomm.codecs.base import Codec, Payload, RatePoint
 from semcomm.codecs.registry import build_codec
 from semcomm.data.types import Sample
-from semcomm.pipeline import Encoded, Receiver, Transmitter, send
+from semcomm.pipeline import DecodeCache, Encoded, Receiver, Transmitter, send
 from semcomm.runner.config import Experiment, expand_links
 from semcomm.runner.measure import Evaluator, semantic_counts
 from semcomm.runner.store import PointStore
@@ -100,6 +100,8 @@ class Context:
         self.fallback = _fallback_image(exp, self.samples)
         self._check_budgets()
         self.tx_labels = self._tx_semantics()
+        # Intact payloads decode to the same image at every SNR point: decode them once.
+        self.decode_cache = DecodeCache()
 
     def _check_budgets(self) -> None:
         """Resolve every bandwidth ratio now, so a too-small one fails before compute."""
@@ -147,7 +149,8 @@ class Context:
         fallback = self.fallback
         if fallback.shape[:2] != shape:
             fallback = np.asarray(Image.fromarray(fallback).resize((shape[1], shape[0])))
-        return Receiver(self.codecs[codec], self.exp.failure.policy, fallback)
+        return Receiver(self.codecs[codec], self.exp.failure.policy, fallback,
+                        cache=self.decode_cache, cache_key=codec)
 
 
 def _dataset_kwargs(d: dict[str, Any], name: str) -> dict[str, Any]:

@@ -271,6 +271,9 @@ class TrainConfig:
         if self.batch_size < 1 or self.lr <= 0.0 or self.min_lr < 0.0:
             raise ValueError(f"batch_size {self.batch_size} must be >= 1, lr {self.lr} > 0, "
                              f"min_lr {self.min_lr} >= 0")
+        if self.disc_start < 0 or self.warmup_steps < 0:
+            raise ValueError(f"train.disc_start {self.disc_start} and train.warmup_steps "
+                             f"{self.warmup_steps} must be >= 0")
         if self.perceptual not in ("segmenter", "lpips", "none"):
             raise ValueError(f"perceptual {self.perceptual!r} not in ('segmenter', 'lpips', "
                              "'none')")

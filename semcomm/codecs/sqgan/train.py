@@ -343,6 +343,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="model.pt whose G_s replaces --init's (e.g. a longer ssm run)")
     parser.add_argument("--steps", type=int, default=None, help="override train.steps[stage]")
     parser.add_argument("--batch-size", type=int, default=None, help="override train.batch_size")
+    parser.add_argument("--lr", type=float, default=None, help="override train.lr")
+    parser.add_argument("--disc-start", type=int, default=None,
+                        help="override train.disc_start (first step with the adversarial term)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -366,6 +369,10 @@ def _overridden(cfg: SQGANConfig, args: argparse.Namespace) -> SQGANConfig:
         data["train"]["batch_size"] = args.batch_size
     if args.perceptual is not None:
         data["train"]["perceptual"] = args.perceptual
+    if args.lr is not None:
+        data["train"]["lr"] = args.lr
+    if args.disc_start is not None:
+        data["train"]["disc_start"] = args.disc_start
     return config_from_dict(data, source=f"{args.config} (with command-line overrides)")
 
 

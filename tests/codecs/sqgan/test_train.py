@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from semcomm.codecs.sqgan.config import config_from_dict
+from semcomm.codecs.sqgan.config import config_from_dict, load_config
 from semcomm.codecs.sqgan.train import (
     Trainer,
     batch_indices,
@@ -129,6 +129,32 @@ def test_cli_trains_and_resumes(tmp_path: Path) -> None:
     lines = (tmp_path / "run" / "ssm" / "loss_log.jsonl").read_text().splitlines()
     assert [json.loads(ln)["step"] for ln in lines] == [0, 1, 2]
     assert (tmp_path / "run" / "ssm" / "model.pt").is_file()
+
+
+def test_cli_overrides_reach_the_stored_config(tmp_path: Path) -> None:
+    import yaml
+
+    from semcomm.codecs.sqgan.train import _overridden
+
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(tiny_dict(train_count=4)))
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    argv = ["--stage", "ssm", "--config", str(cfg_path), "--out", str(tmp_path / "run"),
+            "--no-progress", "--table-images", "2", "--device", "cpu", "--steps", "1",
+            "--lr", "6e-4", "--disc-start", "7", "--batch-size", "3"]
+    assert run(parser.parse_args(argv)) == 0
+    stored = torch.load(tmp_path / "run" / "ssm" / "last.pt", weights_only=True)["config"]
+    assert stored["train"]["lr"] == 6e-4
+    assert stored["train"]["disc_start"] == 7
+    assert stored["train"]["batch_size"] == 3
+    assert stored["train"]["steps"]["ssm"] == 1
+    bad = parser.parse_args([*argv[:-6], "--lr", "-1"])
+    with pytest.raises(ValueError, match="lr -1.0 > 0"):
+        _overridden(load_config(str(cfg_path)), bad)
+    bad = parser.parse_args([*argv[:-6], "--disc-start", "-2"])
+    with pytest.raises(ValueError, match="disc_start -2 .* must be >= 0"):
+        _overridden(load_config(str(cfg_path)), bad)
 
 
 def test_config_errors_name_the_key() -> None:

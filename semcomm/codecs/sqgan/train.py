@@ -224,11 +224,16 @@ class Trainer:
         self.model.load_state_dict(state)
 
     def fit(self, out_dir: str | Path, progress: bool = True,
-            table_images: int = 100) -> Path:
-        """Train to ``total_steps`` (resuming from ``out_dir/last.pt`` if present).
+            table_images: int = 100, stop_at: int | None = None) -> Path:
+        """Train to ``total_steps`` (resuming from ``out_dir/last.pt`` if present), or only
+        to step ``stop_at`` of that schedule (the learning rate still follows
+        ``total_steps``, so a later run without ``stop_at`` continues it exactly).
 
         Returns the path of the written ``model.pt``.
         """
+        if stop_at is not None and stop_at < 0:
+            raise ValueError(f"stop_at {stop_at} must be >= 0")
+        end = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         last, log_path = out / "last.pt", out / "loss_log.jsonl"
@@ -237,20 +242,20 @@ class Trainer:
             warnings.warn(f"resuming {self.stage} from step {self.step} ({last})", stacklevel=2)
         truncate_log(log_path, self.step)
         t = self.cfg.train
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not progress,
+        bar = tqdm(total=end, initial=min(self.step, end), disable=not progress,
                    desc=f"sqgan {self.stage}")
         with log_path.open("a") as log:
-            while self.step < self.total_steps:
+            while self.step < end:
                 tic = time.perf_counter()
                 res = self.train_step()
                 bar.update(1)
-                if res.step % t.log_every == 0 or self.step == self.total_steps:
+                if res.step % t.log_every == 0 or self.step == end:
                     log.write(json.dumps(_log_line(res, self.stage,
                                                    time.perf_counter() - tic)) + "\n")
                     log.flush()
                     bar.set_postfix({k: f"{v:.3g}" for k, v in res.logs.items()
                                      if k in ("rec", "g", "d", "perplexity")})
-                if self.step % t.save_every == 0 or self.step == self.total_steps:
+                if self.step % t.save_every == 0 or self.step == end:
                     self.save(last)
         bar.close()
         counts = collect_index_counts(self.model, self.dataset, t.mask_fractions,
@@ -346,6 +351,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=None, help="override train.lr")
     parser.add_argument("--disc-start", type=int, default=None,
                         help="override train.disc_start (first step with the adversarial term)")
+    parser.add_argument("--stop-at", type=int, default=None,
+                        help="stop at this step of the schedule (resume later to continue)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -402,7 +409,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) / args.stage
     if args.fresh and (out / "last.pt").is_file():
         (out / "last.pt").unlink()
-    path = trainer.fit(out, progress=not args.no_progress, table_images=args.table_images)
+    path = trainer.fit(out, progress=not args.no_progress, table_images=args.table_images,
+                       stop_at=args.stop_at)
     print(f"sqgan {args.stage}: {trainer.step} steps, perceptual={cfg.train.perceptual}; "
           f"model written to {path}")
     return 0

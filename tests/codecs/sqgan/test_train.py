@@ -131,6 +131,36 @@ def test_cli_trains_and_resumes(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "ssm" / "model.pt").is_file()
 
 
+def test_stop_at_pauses_the_schedule_and_resuming_continues_it(tmp_path: Path) -> None:
+    import yaml
+
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(tiny_dict(train_count=4, log_every=1)))
+    parser = argparse.ArgumentParser()
+    configure(parser)
+
+    def lrs(out: Path) -> list[float]:
+        return [json.loads(ln)["lr"]
+                for ln in (out / "ssm" / "loss_log.jsonl").read_text().splitlines()]
+
+    common = ["--stage", "ssm", "--config", str(cfg_path), "--no-progress",
+              "--table-images", "2", "--device", "cpu", "--steps", "4"]
+    assert run(parser.parse_args([*common, "--out", str(tmp_path / "full")])) == 0
+    paused = str(tmp_path / "paused")
+    assert run(parser.parse_args([*common, "--out", paused, "--stop-at", "2"])) == 0
+    assert torch.load(tmp_path / "paused" / "ssm" / "last.pt", weights_only=True)["step"] == 2
+    assert (tmp_path / "paused" / "ssm" / "model.pt").is_file()
+    assert lrs(tmp_path / "paused") == lrs(tmp_path / "full")[:2]
+    with pytest.warns(UserWarning, match="resuming ssm from step 2"):
+        assert run(parser.parse_args([*common, "--out", paused])) == 0
+    assert lrs(tmp_path / "paused") == lrs(tmp_path / "full")
+    full = torch.load(tmp_path / "full" / "ssm" / "last.pt", weights_only=True)["model"]
+    again = torch.load(tmp_path / "paused" / "ssm" / "last.pt", weights_only=True)["model"]
+    assert _equal_states(full, again)
+    with pytest.raises(ValueError, match="stop_at -1"):
+        run(parser.parse_args([*common, "--out", paused, "--stop-at", "-1"]))
+
+
 def test_cli_overrides_reach_the_stored_config(tmp_path: Path) -> None:
     import yaml
 

@@ -2,7 +2,8 @@
 
     python benchmarks/sqgan_speed.py [--checkpoint semcomm/assets/sqgan.pt]
         [--config configs/sqgan_compact.yaml] [--threads 1 2] [--images 8]
-        [--knobs 0.05 0.2875 1.0] [--bpp 0.05] [--packet-bytes 509] [--device cpu]
+        [--knobs 0.05 0.2875 1.0] [--bpp 0.05] [--packet-bytes 509] [--m-s-ratio 1]
+        [--device cpu]
 
 Times ``SQGANCodec.encode`` (image + map -> bytes) and ``decode`` (bytes -> x_hat, s_hat),
 one image per call as the codec works, on built-in street scenes at the config's size
@@ -80,6 +81,8 @@ def main() -> None:
     ap.add_argument("--knobs", type=float, nargs="*", default=[0.05, 0.2875, 1.0])
     ap.add_argument("--bpp", type=float, nargs="*", default=[0.05])
     ap.add_argument("--packet-bytes", type=int, default=509)
+    ap.add_argument("--m-s-ratio", type=float, default=1.0,
+                    help="semantic kept fraction m_s = min(1, ratio * m) (the codec's m_s_ratio)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -96,10 +99,12 @@ def main() -> None:
             print(f"model: no checkpoint at {path}; RANDOMLY INITIALISED {args.config} "
                   "(speed is representative, bytes and quality are not)")
             path = _random_model_file(args.config, samples, args.seed, Path(tmp))
-        single = SQGANCodec(path, device=args.device)
-        packets = SQGANCodec(path, packet_bytes=args.packet_bytes, device=args.device)
+        single = SQGANCodec(path, device=args.device, m_s_ratio=args.m_s_ratio)
+        packets = SQGANCodec(path, packet_bytes=args.packet_bytes, device=args.device,
+                             m_s_ratio=args.m_s_ratio)
         print(f"{size[0]}x{size[1]} street scenes, {args.images} timed images, device "
-              f"{args.device}, torch {torch.__version__}, {os.cpu_count()} CPUs visible")
+              f"{args.device}, torch {torch.__version__}, {os.cpu_count()} CPUs visible, "
+              f"m_s = min(1, {args.m_s_ratio:g} m)")
         for threads in args.threads:
             torch.set_num_threads(threads)
             print(f"\nthreads={threads}\n{'rate':>22} |   enc ms   dec ms |  images/s |"

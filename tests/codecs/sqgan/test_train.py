@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -112,13 +113,19 @@ def test_fit_writes_loadable_model_file(tmp_path: Path, samples: list[Sample]) -
         other.init_from(path, branch="x")
 
 
-def test_cli_trains_and_resumes(tmp_path: Path) -> None:
+def _cli(tmp_path: Path, **train: Any) -> tuple[argparse.ArgumentParser, Path]:
+    """The ``semcomm train sqgan`` parser and a tiny config file in ``tmp_path``."""
     import yaml
 
     cfg_path = tmp_path / "tiny.yaml"
-    cfg_path.write_text(yaml.safe_dump(tiny_dict(train_count=4)))
+    cfg_path.write_text(yaml.safe_dump(tiny_dict(train_count=4, **train)))
     parser = argparse.ArgumentParser()
     configure(parser)
+    return parser, cfg_path
+
+
+def test_cli_trains_and_resumes(tmp_path: Path) -> None:
+    parser, cfg_path = _cli(tmp_path)
     argv = ["--stage", "ssm", "--config", str(cfg_path), "--out", str(tmp_path / "run"),
             "--no-progress", "--table-images", "2", "--device", "cpu"]
     assert run(parser.parse_args([*argv, "--steps", "2"])) == 0
@@ -132,12 +139,7 @@ def test_cli_trains_and_resumes(tmp_path: Path) -> None:
 
 
 def test_stop_at_pauses_the_schedule_and_resuming_continues_it(tmp_path: Path) -> None:
-    import yaml
-
-    cfg_path = tmp_path / "tiny.yaml"
-    cfg_path.write_text(yaml.safe_dump(tiny_dict(train_count=4, log_every=1)))
-    parser = argparse.ArgumentParser()
-    configure(parser)
+    parser, cfg_path = _cli(tmp_path, log_every=1)
 
     def lrs(out: Path) -> list[float]:
         return [json.loads(ln)["lr"]
@@ -162,14 +164,9 @@ def test_stop_at_pauses_the_schedule_and_resuming_continues_it(tmp_path: Path) -
 
 
 def test_cli_overrides_reach_the_stored_config(tmp_path: Path) -> None:
-    import yaml
-
     from semcomm.codecs.sqgan.train import _overridden
 
-    cfg_path = tmp_path / "tiny.yaml"
-    cfg_path.write_text(yaml.safe_dump(tiny_dict(train_count=4)))
-    parser = argparse.ArgumentParser()
-    configure(parser)
+    parser, cfg_path = _cli(tmp_path)
     argv = ["--stage", "ssm", "--config", str(cfg_path), "--out", str(tmp_path / "run"),
             "--no-progress", "--table-images", "2", "--device", "cpu", "--steps", "1",
             "--lr", "6e-4", "--disc-start", "7", "--batch-size", "3"]

@@ -126,7 +126,7 @@ class DecodeCache:
     def decode(self, key: str, codec: Codec, payload: ReceivedPayload) -> Reconstruction:
         """``codec.decode(payload)``, from the cache when ``key`` (the codec's name in the
         run) already decoded these exact bytes, shape and lost ranges."""
-        ident = (key, hashlib.blake2b(payload.data, digest_size=16).digest(), len(payload.data),
+        ident = (key, hashlib.blake2b(payload.data, digest_size=16).digest(),
                  tuple(payload.shape), tuple(tuple(r) for r in payload.lost))
         hit = self._entries.get(ident)
         if hit is not None:
@@ -135,10 +135,10 @@ class DecodeCache:
             return hit[0]
         self.misses += 1
         rec = codec.decode(payload)
-        for arr in (rec.image, rec.labels):
-            if isinstance(arr, np.ndarray):
-                arr.setflags(write=False)
-        size = sum(a.nbytes for a in (rec.image, rec.labels) if isinstance(a, np.ndarray))
+        arrays = [a for a in (rec.image, rec.labels) if isinstance(a, np.ndarray)]
+        for arr in arrays:
+            arr.setflags(write=False)
+        size = sum(a.nbytes for a in arrays)
         if size <= self.max_bytes:
             self._entries[ident] = (rec, size)
             self._bytes += size

@@ -201,12 +201,14 @@ class SelfAttention(nn.Module):
 class Downsample(nn.Module):
     """Halve H and W with a 3x3 stride-2 conv (VQGAN pads right/bottom by one).
 
-    Input ``[B, C, H, W]`` with even H, W; output ``[B, C, H/2, W/2]``.
+    Input ``[B, C, H, W]`` with even H, W; output ``[B, C_out, H/2, W/2]``
+    (``out_channels``, default C).
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, out_channels: int | None = None) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, stride=2)
+        self.conv = nn.Conv2d(channels, channels if out_channels is None else out_channels,
+                              3, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.pad(x, (0, 1, 0, 1)))

@@ -27,6 +27,8 @@ __all__ = ["AMVQConfig", "DataSource", "ModelConfig", "TrainConfig", "config_fro
 
 #: Norms allowed after each strided conv (the paper: batch norm).
 NORMS = ("batch", "group")
+#: Where a downsample block's residual blocks run (see ``ModelConfig.res_width``).
+RES_WIDTHS = ("output", "input")
 #: Scalar types allowed as dataset parameters (``train.data[i].params``).
 _PARAM_TYPES = (str, int, float, bool)
 
@@ -58,6 +60,14 @@ class ModelConfig:
     norm : {"batch", "group"}
         Norm after each strided conv / upsample conv (the paper: batch). The residual
         blocks are the shared pre-activation ``ResBlock`` (group norm).
+    res_width : {"output", "input"}
+        Width of a downsample block's residual blocks, which run at the block's input
+        resolution. ``output``: the first residual block widens c_in -> c_out and the
+        strided conv keeps c_out. ``input``: the residual blocks keep c_in and the
+        strided conv widens to c_out, so every level's convolutions run at that level's
+        own width: at full resolution ``ch`` instead of ``ch * ch_mult[1]`` channels,
+        several times fewer operations (the compact config's CPU speed). The paper
+        does not say where the width changes.
     vq_decay, vq_beta, vq_dead_threshold : float
         EMA decay, commitment weight and dead-code threshold of each quantizer.
     float_bits : int
@@ -78,6 +88,7 @@ class ModelConfig:
     codebook_size: int = 1024
     code_dim: int = 256
     norm: str = "batch"
+    res_width: str = "output"
     vq_decay: float = 0.99
     vq_beta: float = 0.25
     vq_dead_threshold: float = 0.01
@@ -99,6 +110,8 @@ class ModelConfig:
             raise ValueError(f"codebook_size {self.codebook_size} outside [2, 65536]")
         if self.norm not in NORMS:
             raise ValueError(f"norm {self.norm!r} not in {NORMS}")
+        if self.res_width not in RES_WIDTHS:
+            raise ValueError(f"res_width {self.res_width!r} not in {RES_WIDTHS}")
         if not 1 <= self.float_bits <= 16:
             raise ValueError(f"float_bits {self.float_bits} outside [1, 16]")
         if not 0.0 <= self.range_quantile < 0.5:

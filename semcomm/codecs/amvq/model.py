@@ -76,15 +76,23 @@ def from_rows(rows: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 class DownBlock(nn.Module):
     """Two (``n_res``) residual blocks, a stride-2 conv, norm, ReLU (Sec. III-B).
 
-    Input [B, c_in, H, W]; output [B, c_out, H/2, W/2].
+    Input [B, c_in, H, W]; output [B, c_out, H/2, W/2]. ``res_width`` ``"output"``: the
+    residual blocks widen to c_out at H x W; ``"input"``: they keep c_in and the
+    strided conv widens (``ModelConfig.res_width``).
     """
 
-    def __init__(self, c_in: int, c_out: int, n_res: int, norm: str) -> None:
+    def __init__(self, c_in: int, c_out: int, n_res: int, norm: str,
+                 res_width: str = "output") -> None:
         super().__init__()
-        res = [ResBlock(c_in if i == 0 else c_out, c_out) for i in range(n_res)]
+        c_res = c_in if res_width == "input" else c_out
+        res = [ResBlock(c_in if i == 0 else c_res, c_res) for i in range(n_res)]
         self.res = nn.Sequential(*res)
-        self.down = Downsample(c_out if n_res else c_in)
-        self.proj = nn.Identity() if n_res or c_in == c_out else nn.Conv2d(c_in, c_out, 1)
+        if res_width == "input":
+            self.down = Downsample(c_in, c_out)
+            self.proj: nn.Module = nn.Identity()
+        else:
+            self.down = Downsample(c_out if n_res else c_in)
+            self.proj = nn.Identity() if n_res or c_in == c_out else nn.Conv2d(c_in, c_out, 1)
         self.norm = _norm(norm, c_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -117,7 +125,7 @@ class Encoder(nn.Module):
         widths = [cfg.ch * m for m in cfg.ch_mult]
         self.conv_in = nn.Conv2d(3, widths[0], 3, padding=1)
         self.blocks = nn.ModuleList(
-            DownBlock(widths[i], widths[i + 1], cfg.num_res_blocks, cfg.norm)
+            DownBlock(widths[i], widths[i + 1], cfg.num_res_blocks, cfg.norm, cfg.res_width)
             for i in range(len(widths) - 1))
         # Level of block i's output is i + 1; the sent levels are the last S, coarsest first.
         self.levels = [len(widths) - 1 - s for s in range(cfg.scales)]

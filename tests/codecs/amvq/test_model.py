@@ -38,6 +38,29 @@ def test_shapes_per_scale(scales: int) -> None:
         model.decoder([a.z for a in analysis] + [analysis[0].z])
 
 
+def test_res_width_input_keeps_level_widths_and_shapes() -> None:
+    """``res_width: input``: each downsample block's residual blocks run at the block's
+    input width and the strided conv widens; same grids and outputs, fewer operations."""
+    d = tiny_dict()
+    d["model"]["res_width"] = "input"
+    model = AMVQ(config_from_dict(d).model).eval()
+    widths = [4, 8, 8, 16]
+    for i, block in enumerate(model.encoder.blocks):
+        convs = [m for m in block.res.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert {c.out_channels for c in convs} == {widths[i]}
+        assert (block.down.conv.in_channels, block.down.conv.out_channels) == (
+            widths[i], widths[i + 1])
+    x = _batch()
+    analysis = model.analyze(x)
+    assert [tuple(a.z.shape) for a in analysis] == [(2, 4, 4, 8), (2, 4, 8, 16)]
+    assert model.decode([a.z for a in analysis]).shape == x.shape
+    wide = AMVQ(tiny_config().model)
+    assert count_parameters(model)["encoder"] < count_parameters(wide)["encoder"]
+    d["model"]["res_width"] = "middle"
+    with pytest.raises(ValueError, match=r"res_width 'middle' not in \('output', 'input'\)"):
+        config_from_dict(d)
+
+
 def test_training_pass_masks_ste_and_statistics() -> None:
     torch.manual_seed(0)
     model = AMVQ(tiny_config().model).train()

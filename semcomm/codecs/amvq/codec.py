@@ -203,7 +203,10 @@ class AMVQCodec:
         from semcomm.codecs.amvq.train import load_model  # pulls in the trainer's imports
 
         bundle = load_model(path, device)
-        self.model: AMVQ = bundle.model.eval()
+        # Channels-last: oneDNN's faster convolution layout for few channels at high
+        # resolution (measured 1.3x on the CPU); the transmitter's x_hat and decode()
+        # use the same model, so exactness holds.
+        self.model: AMVQ = bundle.model.eval().to(memory_format=torch.channels_last)
         self.checkpoint, self.meta = path, bundle.meta
         self.device = torch.device(device)
         cfg = self.model.config

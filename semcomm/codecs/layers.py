@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+_M = TypeVar("_M", bound=nn.Module)
 
 #: GroupNorm epsilon of VQGAN (taming-transformers), kept for all our norms.
 GN_EPS = 1e-6
@@ -34,6 +37,13 @@ def num_groups(channels: int, max_groups: int = 32) -> int:
     if channels < 1:
         raise ValueError(f"channels {channels} must be >= 1")
     return math.gcd(channels, max_groups)
+
+
+def channels_last(module: _M) -> _M:
+    """Convert ``module``'s 4-D parameters and buffers to channels-last in place, and
+    return it (``Module.to`` accepts ``memory_format``; its type stubs do not)."""
+    module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return module
 
 
 def group_norm(channels: int, affine: bool = True) -> nn.GroupNorm:

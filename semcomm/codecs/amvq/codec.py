@@ -61,6 +61,7 @@ from semcomm.bitstream import (
 from semcomm.codecs.amvq.activation import check_tau, unquantized_mask
 from semcomm.codecs.amvq.model import AMVQ, ScaleAnalysis
 from semcomm.codecs.base import Payload, RatePoint, ReceivedPayload, Reconstruction
+from semcomm.codecs.layers import channels_last
 from semcomm.codecs.registry import register_codec
 
 # One implementation each: histogram -> smoothed prior is SQ-GAN's.
@@ -206,7 +207,7 @@ class AMVQCodec:
         # Channels-last: oneDNN's faster convolution layout for few channels at high
         # resolution (measured 1.3x on the CPU); the transmitter's x_hat and decode()
         # use the same model, so exactness holds.
-        self.model: AMVQ = bundle.model.eval().to(memory_format=torch.channels_last)
+        self.model: AMVQ = channels_last(bundle.model.eval())
         self.checkpoint, self.meta = path, bundle.meta
         self.device = torch.device(device)
         cfg = self.model.config

@@ -53,6 +53,7 @@ from semcomm.bitstream import (
     encode_payload,
 )
 from semcomm.codecs.base import Payload, RatePoint, ReceivedPayload, Reconstruction
+from semcomm.codecs.layers import channels_last
 from semcomm.codecs.registry import register_codec
 from semcomm.codecs.sqgan.model import (
     SQGAN,
@@ -219,7 +220,7 @@ class SQGANCodec:
         # Channels-last: oneDNN's faster layout for the few-channel full-resolution
         # layers (decode 1.3x faster on the CPU); encode_detailed's x_hat and decode()
         # run the same model, so exactness holds.
-        self.model: SQGAN = bundle.model.eval().to(memory_format=torch.channels_last)
+        self.model: SQGAN = channels_last(bundle.model.eval())
         self.checkpoint = path
         self.device = torch.device(device)
         self.m_s_ratio = float(m_s_ratio)

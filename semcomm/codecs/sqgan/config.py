@@ -28,6 +28,10 @@ SEM_CHANNELS = NUM_CLASSES + 1
 VOID_INDEX = NUM_CLASSES
 
 
+#: Allowed ``BranchConfig.patch`` values.
+PATCHES = (1, 2)
+
+
 @dataclass(frozen=True)
 class BranchConfig:
     """Architecture of one masked VQ-GAN branch (G_x or G_s).
@@ -39,6 +43,13 @@ class BranchConfig:
     ch_mult : tuple of int
         One entry per resolution level; ``len - 1`` stride-2 downsamplings, so the
         downsampling factor is ``2 ** (len(ch_mult) - 1)``.
+    patch : {1, 2}
+        Resolution of the first level relative to the input. 1 (VQGAN, the paper): the
+        first level runs at full resolution. 2: the encoder starts with a 3x3 stride-2
+        conv and the decoder ends with a sub-pixel conv (conv to ``out_channels * 4``,
+        pixel shuffle x2), so no layer runs at full resolution; the downsampling
+        becomes ``patch * 2 ** (len(ch_mult) - 1)``. Our CPU-speed option: the
+        full-resolution layers cost about half of a compact model's decode.
     num_res_blocks : int
         Residual blocks per level in the encoder (the decoder has one more, as VQGAN).
     attn_resolutions : tuple of int
@@ -67,6 +78,7 @@ class BranchConfig:
 
     ch: int = 128
     ch_mult: tuple[int, ...] = (1, 1, 2, 2, 4)
+    patch: int = 1
     num_res_blocks: int = 2
     attn_resolutions: tuple[int, ...] = (16,)
     z_channels: int = 256
@@ -90,6 +102,8 @@ class BranchConfig:
                 raise ValueError(f"{name} {value} must be positive")
         if not self.ch_mult or any(c < 1 for c in self.ch_mult):
             raise ValueError(f"ch_mult {self.ch_mult} must be a non-empty list of ints >= 1")
+        if self.patch not in PATCHES:
+            raise ValueError(f"patch {self.patch} not in {PATCHES}")
         if self.spade_kernel < 1 or self.spade_kernel % 2 == 0:
             raise ValueError(f"spade_kernel {self.spade_kernel} must be odd and >= 1")
         if not 2 <= self.codebook_size <= 2 ** 16:
@@ -100,7 +114,7 @@ class BranchConfig:
     @property
     def downsampling(self) -> int:
         """Spatial downsampling factor of the encoder."""
-        return 2 ** (len(self.ch_mult) - 1)
+        return self.patch * 2 ** (len(self.ch_mult) - 1)
 
     @property
     def bits_per_index(self) -> int:

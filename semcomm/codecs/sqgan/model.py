@@ -112,7 +112,8 @@ class SemanticPositionalEmbedding(nn.Module):
 
 def _attn_levels(cfg: BranchConfig, image_height: int) -> list[bool]:
     """Per level: does it have attention? (heights fixed at construction)."""
-    return [image_height // 2 ** i in cfg.attn_resolutions for i in range(len(cfg.ch_mult))]
+    top = image_height // cfg.patch
+    return [top // 2 ** i in cfg.attn_resolutions for i in range(len(cfg.ch_mult))]
 
 
 class _Level(nn.Module):
@@ -151,20 +152,22 @@ class _Middle(nn.Module):
 
 
 class Encoder(nn.Module):
-    """VQGAN encoder: [B, in_channels, H, W] -> z [B, z_channels, H/f, W/f], f = 2^(L-1).
+    """VQGAN encoder: [B, in_channels, H, W] -> z [B, z_channels, H/f, W/f],
+    f = patch * 2^(L-1).
 
-    conv_in + GN, then per level ``num_res_blocks`` ResBlocks (+ attention where
-    configured) and a stride-2 downsample (not after the last level), the middle
-    Res-Attn-Res, GN, SiLU, conv_out. An optional additive map ``pos`` [B, 1, H, W]
-    (the semantic positional embedding) is added to the first feature map.
+    conv_in (stride ``cfg.patch``) + GN, then per level ``num_res_blocks`` ResBlocks
+    (+ attention where configured) and a stride-2 downsample (not after the last
+    level), the middle Res-Attn-Res, GN, SiLU, conv_out. An optional additive map
+    ``pos`` [B, 1, H/patch, W/patch] (the semantic positional embedding) is added to the
+    first feature map.
     """
 
     def __init__(self, in_channels: int, cfg: BranchConfig, image_height: int) -> None:
         super().__init__()
         chans = [cfg.ch * m for m in cfg.ch_mult]
         attn = _attn_levels(cfg, image_height)
-        self.conv_in = nn.Sequential(nn.Conv2d(in_channels, cfg.ch, 3, padding=1),
-                                     group_norm(cfg.ch))
+        self.conv_in = nn.Sequential(nn.Conv2d(in_channels, cfg.ch, 3, stride=cfg.patch,
+                                               padding=1), group_norm(cfg.ch))
         self.levels = nn.ModuleList()
         self.downs = nn.ModuleList()
         c_in = cfg.ch
@@ -196,7 +199,8 @@ class Decoder(nn.Module):
     the receiver). The SPADE hidden width of a level is ``min(spade_hidden, level
     channels)``: the paper's 128 wherever its decoder is >= 128 wide (everywhere), and
     narrow where a compact decoder is narrow, since SPADE at full resolution otherwise
-    costs several times the decoder's own convolutions.
+    costs several times the decoder's own convolutions. With ``cfg.patch`` 2 the first
+    level runs at half resolution and conv_out feeds a x2 pixel shuffle.
     """
 
     def __init__(self, out_channels: int, cfg: BranchConfig, image_height: int,
@@ -218,7 +222,9 @@ class Decoder(nn.Module):
         self.norm_out: nn.Module = (SPADEGroupNorm(c_in, label_channels, min(hid, c_in), kern)
                                     if label_channels else group_norm(c_in))
         self.conditional = label_channels is not None
-        self.conv_out = nn.Conv2d(c_in, out_channels, 3, padding=1)
+        self.conv_out = nn.Conv2d(c_in, out_channels * cfg.patch ** 2, 3, padding=1)
+        self.shuffle: nn.Module = (nn.PixelShuffle(cfg.patch) if cfg.patch > 1
+                                   else nn.Identity())
 
     @property
     def last_layer(self) -> torch.Tensor:
@@ -230,7 +236,7 @@ class Decoder(nn.Module):
         for level, up in zip(self.levels, self.ups, strict=True):
             h = up(level(h, s))
         h = self.norm_out(h, s) if self.conditional else self.norm_out(h)
-        return self.conv_out(F.silu(h))
+        return self.shuffle(self.conv_out(F.silu(h)))
 
 
 @dataclass(frozen=True)
@@ -411,7 +417,10 @@ class MaskedVQBranch(nn.Module):
 
     def encode(self, inp: torch.Tensor, s_onehot: torch.Tensor, m: float) -> BranchEncoding:
         """inp [B, C_in, H, W], s_onehot [B, 20, H, W], m in [0, 1] -> BranchEncoding."""
-        pos = self.pos_embed(s_onehot) if self.pos_embed is not None else None
+        pos = None
+        if self.pos_embed is not None:  # at the first level's resolution
+            p = self.cfg.patch
+            pos = self.pos_embed(F.avg_pool2d(s_onehot, p) if p > 1 else s_onehot)
         z = self.encoder(inp, pos)
         samm = self.samm(z, s_onehot, m)
         b, k, d = samm.features.shape

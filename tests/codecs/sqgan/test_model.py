@@ -207,3 +207,40 @@ def test_paper_config_shapes() -> None:
     cfg = load_config("configs/sqgan_paper.yaml")
     assert cfg.model.grid_size == (16, 32) and cfg.model.image.codebook_size == 1024
     assert cfg.model.image.bits_per_index == 10 and cfg.model.image.codebook_dim == 256
+
+
+def test_patch_2_has_no_full_resolution_layer_and_decodes_exactly() -> None:
+    """``patch: 2``: stride-2 stem, pixel-shuffle output; same grid with one level
+    fewer, every hidden feature map at most half the image size, exact decode."""
+    from semcomm.codecs.sqgan.config import config_from_dict
+
+    from .conftest import tiny_dict
+
+    d = tiny_dict()
+    for branch in ("image", "semantic"):
+        d["model"][branch].update(ch_mult=[1, 2], patch=2)
+    cfg = config_from_dict(d).model
+    assert cfg.image.downsampling == 4 and cfg.grid_size == (8, 16)
+    torch.manual_seed(0)
+    m = SQGAN(cfg)
+    x, s = _batch(2, seed=4)
+    m.train()
+    m(x, s, 0.5, 0.5, "all")
+    m.eval()
+    sizes: list[tuple[int, int]] = []
+    hooks = [mod.register_forward_hook(
+        lambda _m, _i, out: sizes.append(tuple(out.shape[-2:])))
+        for mod in m.modules() if isinstance(mod, torch.nn.Conv2d)]
+    dec = m.decode_tokens(m.encode_tokens(x, s, 0.5, 0.5))
+    for h in hooks:
+        h.remove()
+    assert max(sizes) == (16, 32)  # no convolution at 32 x 64
+    with torch.no_grad():
+        ref = m(x, s, 0.5, 0.5, "all")
+    assert ref.image is not None and ref.semantic is not None
+    assert dec.x_hat.shape == (2, 3, 32, 64) and dec.s_logits.shape == (2, 20, 32, 64)
+    assert torch.equal(dec.x_hat, ref.image.output)
+    assert torch.equal(dec.s_logits, ref.semantic.output)
+    d["model"]["image"]["patch"] = 4
+    with pytest.raises(ValueError, match=r"patch 4 not in \(1, 2\)"):
+        config_from_dict(d)

@@ -55,7 +55,7 @@ def main() -> None:
     gen = torch.Generator().manual_seed(args.seed)
     out: dict[str, list[float]] = {"codes": [], "floats": [], "floats, SQ": [],
                                    "shuffled residual": []}
-    rel = []
+    rel: list[float] = []
     for i in range(len(data)):
         img = data[i].image
         analysis = codec.analyze(img)

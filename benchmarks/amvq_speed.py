@@ -2,7 +2,7 @@
 
     python benchmarks/amvq_speed.py [--checkpoint semcomm/assets/amvq.pt]
         [--config configs/amvq_compact.yaml] [--threads 1 2] [--images 8]
-        [--taus 0 0.3 1.0] [--bpp 0.5] [--packet-bytes 509] [--device cpu]
+        [--taus 0 0.3 1.0] [--bpp 0.5] [--packet-bytes 509] [--device cpu] [--processes 2]
 
 Times ``AMVQCodec.encode`` (image -> features, activation map with its gradient,
 entropy-coded bytes) and ``decode`` (bytes -> x_hat), one image per call as the codec
@@ -17,6 +17,10 @@ Without the shipped checkpoint a RANDOMLY INITIALISED model of the config is use
 two training-mode passes over the benchmark images (data-driven codebooks and float
 ranges) and with its own histograms: the speed is that of a trained model, the bytes and
 the quality are not.
+
+``--processes N`` adds the machine's throughput: N single-threaded processes code
+their own images at once at the middle knob (``_throughput.py``), as a runner with
+``--workers N`` does; on the 2-core CPU, N = 2.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _throughput import throughput  # noqa: E402
 
 from semcomm.codecs.amvq import AMVQ, DEFAULT_CHECKPOINT, AMVQCodec, load_config  # noqa: E402
 from semcomm.codecs.amvq.activation import unquantized_mask  # noqa: E402
@@ -101,6 +106,9 @@ def main() -> None:
     ap.add_argument("--packet-bytes", type=int, default=509)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--processes", type=int, default=0,
+                    help="also measure throughput with N single-threaded processes coding "
+                         "images at once at the middle knob (0: skip)")
     args = ap.parse_args()
 
     size = tuple(load_config(args.config).model.image_size)
@@ -134,6 +142,12 @@ def main() -> None:
             tau = args.taus[len(args.taus) // 2]
             print(_row(packets, samples, RatePoint(knob=tau),
                        f"tau={tau:g}, {args.packet_bytes} B pkts"))
+        if args.processes:
+            tau = args.taus[len(args.taus) // 2]
+            print(f"\nthroughput at tau={tau:g}, one packet: " + str(throughput(
+                "amvq", {"checkpoint": str(path), "device": args.device},
+                {"name": "streetscenes", "split": "val", "size": size, "seed": args.seed},
+                {"knob": tau}, args.processes, args.images)))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
     python benchmarks/sqgan_speed.py [--checkpoint semcomm/assets/sqgan.pt]
         [--config configs/sqgan_compact.yaml] [--threads 1 2] [--images 8]
         [--knobs 0.05 0.2875 1.0] [--bpp 0.05] [--packet-bytes 509] [--m-s-ratio 1]
-        [--device cpu]
+        [--device cpu] [--processes 2]
 
 Times ``SQGANCodec.encode`` (image + map -> bytes) and ``decode`` (bytes -> x_hat, s_hat),
 one image per call as the codec works, on built-in street scenes at the config's size
@@ -15,6 +15,10 @@ warm-up image; images/s counts encode + decode.
 Without the shipped checkpoint a RANDOMLY INITIALISED model of the config is used (its
 priors from its own index histogram on the benchmark images): the speed is that of the
 trained model, the bytes and the quality are not.
+
+``--processes N`` adds the machine's throughput: N single-threaded processes code
+their own images at once at the middle knob (``_throughput.py``), as a runner with
+``--workers N`` does; on the 2-core CPU, N = 2.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _throughput import throughput  # noqa: E402
 
 from semcomm.codecs.base import RatePoint, ReceivedPayload  # noqa: E402
 from semcomm.codecs.sqgan import DEFAULT_CHECKPOINT, SQGAN, SQGANCodec, load_config  # noqa: E402
@@ -85,6 +90,9 @@ def main() -> None:
                     help="semantic kept fraction m_s = min(1, ratio * m) (the codec's m_s_ratio)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--processes", type=int, default=0,
+                    help="also measure throughput with N single-threaded processes coding "
+                         "images at once at the middle knob (0: skip)")
     args = ap.parse_args()
 
     size = tuple(load_config(args.config).model.image_size)
@@ -116,6 +124,13 @@ def main() -> None:
             m = args.knobs[len(args.knobs) // 2]
             print(_row(packets, samples, RatePoint(knob=m),
                        f"m={m:g}, {args.packet_bytes} B pkts"))
+        if args.processes:
+            m = args.knobs[len(args.knobs) // 2]
+            print(f"\nthroughput at m={m:g}, one packet: " + str(throughput(
+                "sqgan",
+                {"checkpoint": str(path), "device": args.device, "m_s_ratio": args.m_s_ratio},
+                {"name": "streetscenes", "split": "val", "size": size, "seed": args.seed},
+                {"knob": m}, args.processes, args.images)))
 
 
 if __name__ == "__main__":

@@ -32,11 +32,11 @@ def _need(name: str) -> Path:
     return path
 
 
-def test_amvq_checkpoint_round_trip() -> None:
+@pytest.mark.parametrize("name", ["amvq", "amvq_fast"])
+def test_amvq_checkpoint_round_trip(name: str) -> None:
     from semcomm.codecs.amvq import AMVQCodec
 
-    _need("amvq")
-    codec = AMVQCodec(packet_bytes=509)
+    codec = AMVQCodec(_need(name), packet_bytes=509)
     x, _ = _sample()
     enc = codec.encode_detailed(x, RatePoint(knob=0.3))
     rec = codec.decode(ReceivedPayload(enc.payload.data, enc.payload.shape))

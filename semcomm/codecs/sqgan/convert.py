@@ -19,7 +19,8 @@ Tensors whose shape differs keep the new model's random initialisation; the repo
 lists them. The result is a ``model.pt`` (index counts copied) that ``semcomm train
 sqgan --init`` fine-tunes; ``docs/sqgan.md`` has the recipe.
 
-    python -m semcomm.codecs.sqgan.convert --from semcomm/assets/sqgan.pt \\
+    git show 14b54f1~1:semcomm/assets/sqgan.pt > first.pt    # the patch-1 model
+    python -m semcomm.codecs.sqgan.convert --from first.pt \\
         --config configs/sqgan_compact.yaml --out runs/sqgan_p2/init.pt
 """
 
@@ -83,7 +84,7 @@ def patch2_from_patch1(old: SQGAN, new: SQGAN) -> ConversionReport:
                 used.add(skey)
             else:
                 initialised.append(key)
-    new.load_state_dict(dst)
+    # state_dict() tensors share storage with the model: the copies above are in place.
     dropped = tuple(k for k in src if k not in used)
     return ConversionReport(tuple(copied), tuple(expanded), tuple(initialised), dropped)
 

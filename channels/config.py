@@ -17,6 +17,17 @@ Code-size rules (per-block CRC-24B, see ``channels.segmentation``)
   ``k`` + ``n``: ``code_rate = k / n``. All three: must agree.
 * ``coding="uncoded"``: blocks of ``k`` bits (default 4096) with the same CRC, no FEC;
   ``n = k`` and ``code_rate = 1``.
+
+Unequal error protection (``priority``)
+---------------------------------------
+A codec may mark the leading bytes of its payload as its most important ones
+(``Payload.priority_bytes``: SQ-GAN's semantic-map packets, ISC's base layer). When the
+link has a ``priority`` config, those bytes travel in code blocks of their own with that
+config's modulation and code (e.g. QPSK, rate 1/3) and the rest with the main one; a
+payload that marks none is sent exactly as without it. ``priority`` takes the code
+settings of a link (``modulation``, ``coding``, ``code_rate``, ``k``, ``n``, resolved with
+the rules above and the same defaults) and inherits everything else (channel, decoder,
+iterations, demapping, ``block_symbols``, device) from the main link; it cannot nest.
 """
 
 from __future__ import annotations
@@ -80,6 +91,9 @@ class LinkConfig:
         stream; None = one gain per code block (codeword).
     device : str
         "cpu", "cuda" or "cuda:N" (cuda only with ``decoder="sionna"``).
+    priority : LinkConfig | dict | None
+        Modulation and code of the bytes a codec marks as priority (see above); a dict
+        is resolved against this config. None: every byte on the main config.
     """
 
     modulation: str = "16qam"
@@ -95,6 +109,7 @@ class LinkConfig:
     channel: str = "awgn"
     block_symbols: int | None = None
     device: str = "cpu"
+    priority: LinkConfig | None = None
 
     def __post_init__(self) -> None:
         _normalise_numbers(self)
@@ -123,6 +138,8 @@ class LinkConfig:
         object.__setattr__(self, "k", k)
         object.__setattr__(self, "n", n)
         object.__setattr__(self, "code_rate", rate)
+        if self.priority is not None:
+            object.__setattr__(self, "priority", _priority_config(self, self.priority))
 
     @property
     def bits_per_symbol(self) -> int:
@@ -143,7 +160,10 @@ class LinkConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the resolved fields (round-trips through ``from_dict``)."""
-        return asdict(self)
+        d = asdict(self)
+        if self.priority is not None:
+            d["priority"] = {key: getattr(self.priority, key) for key in PRIORITY_KEYS}
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "link config") -> LinkConfig:
@@ -156,6 +176,44 @@ class LinkConfig:
                 raise ValueError(f"{where}: unknown key {key!r}{hint} "
                                  f"(valid keys: {', '.join(valid)})")
         return cls(**d)
+
+    def describe(self) -> str:
+        """Short label: ``16qam-ldpc0.5-awgn``, ``+prio-qpsk-ldpc0.333`` with a priority."""
+        code = f"ldpc{self.code_rate:.3g}" if self.coding == "ldpc" else "uncoded"
+        label = f"{self.modulation}-{code}-{self.channel}"
+        if self.priority is not None:
+            p = self.priority
+            pcode = f"ldpc{p.code_rate:.3g}" if p.coding == "ldpc" else "uncoded"
+            label += f"+prio-{p.modulation}-{pcode}"
+        return label
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(LinkConfig))
+#: What a ``priority`` config may set: the code; the rest comes from the main link.
+PRIORITY_KEYS = ("modulation", "coding", "code_rate", "k", "n")
+
+
+def _priority_config(main: LinkConfig, value: object) -> LinkConfig:
+    """Resolve ``priority`` (a mapping of PRIORITY_KEYS, or a LinkConfig) against ``main``."""
+    if isinstance(value, LinkConfig):
+        if value.priority is not None:
+            raise ValueError("priority: a priority config cannot have a priority of its own")
+        value = {key: getattr(value, key) for key in PRIORITY_KEYS}
+    if not isinstance(value, dict):
+        raise ValueError(f"priority must be a mapping of {list(PRIORITY_KEYS)} (or null), "
+                         f"got {value!r}")
+    for key in value:
+        if key not in PRIORITY_KEYS:
+            why = "it is inherited from the main link" if key in _FIELD_NAMES \
+                else "not a link setting"
+            raise ValueError(f"priority: key {key!r} cannot be set here ({why}); "
+                             f"valid keys: {', '.join(PRIORITY_KEYS)}")
+    inherited: dict[str, Any] = {f: getattr(main, f) for f in _FIELD_NAMES
+                                 if f not in PRIORITY_KEYS and f != "priority"}
+    try:
+        return LinkConfig(**inherited, **value)
+    except ValueError as err:
+        raise ValueError(f"priority: {err}") from None
 
 
 def _normalise_numbers(cfg: LinkConfig) -> None:

@@ -51,7 +51,8 @@ class LinkResult:
     channel_uses : int
         Complex symbols sent for this payload (num_blocks * symbols per block).
     block_ok : [num_blocks] bool
-        CRC verdict per code block (payload byte i is in block i // block_payload_bytes).
+        CRC verdict per code block (payload byte i is in block i // block_payload_bytes;
+        with a priority part, its blocks come first and the rest count from its end).
     decoder_iterations : int
         LDPC iterations summed over the payload's blocks (0 when uncoded).
     """
@@ -127,6 +128,9 @@ class Link:
         self.channel = FlatChannel(config.channel, config.symbols_per_block,
                                    config.block_symbols)
         self.backend = make_backend(config)
+        #: The link of the bytes codecs mark as priority (``config.priority``), or None.
+        self.priority_link = (None if config.priority is None
+                              else Link(config.priority, chunk_blocks, num_threads))
 
     @property
     def block_payload_bytes(self) -> int:
@@ -152,16 +156,25 @@ class Link:
         return (budget // self.symbols_per_block) * self.block_payload_bytes
 
     def transmit(self, payloads: Sequence[np.ndarray], esno_db: float | Sequence[float],
-                 seeds: Sequence[int]) -> list[LinkResult]:
+                 seeds: Sequence[int],
+                 priority_bytes: Sequence[int] | None = None) -> list[LinkResult]:
         """Send each payload over its own channel realisation.
 
         Parameters
         ----------
         payloads : sequence of [L_i] uint8 arrays (``bytes`` also accepted), L_i >= 1
         esno_db : float or one float per payload
-            Es/N0 per complex symbol in dB (see ``channels.snr``).
+            Es/N0 per complex symbol in dB (see ``channels.snr``), the same for the
+            main and the priority code blocks.
         seeds : one int >= 0 per payload
             Seeds the payload's fading and noise: same seed, same result.
+        priority_bytes : one int >= 0 per payload, or None
+            With a ``priority`` config: the first ``priority_bytes[i]`` bytes of payload
+            i go in code blocks of the priority config, the rest in blocks of the main
+            one (each part segmented on its own; the priority part's noise and fading
+            are drawn from a seed derived from the payload's). The LinkResult covers the
+            whole payload: byte ranges and counts of both parts, ``block_ok`` priority
+            blocks first. Without a priority config, or with 0, the main link only.
 
         Returns
         -------
@@ -170,6 +183,23 @@ class Link:
         data = [_check_payload(p, i) for i, p in enumerate(payloads)]
         seed_list = _check_seeds(seeds, len(data))
         snr_list = _check_snrs(esno_db, len(data))
+        heads = _check_priority(priority_bytes, data)
+        if self.priority_link is None or not any(heads):
+            return self._transmit(data, snr_list, seed_list)
+        # Split: heads on the priority link, tails on this one; empty parts are skipped.
+        hi = [i for i, h in enumerate(heads) if h > 0]
+        ti = [i for i, (h, p) in enumerate(zip(heads, data, strict=True)) if h < p.size]
+        head_res = dict(zip(hi, self.priority_link._transmit(
+            [data[i][:heads[i]] for i in hi], [snr_list[i] for i in hi],
+            [priority_seed(seed_list[i]) for i in hi]), strict=True))
+        tail_res = dict(zip(ti, self._transmit(
+            [data[i][heads[i]:] for i in ti], [snr_list[i] for i in ti],
+            [seed_list[i] for i in ti]), strict=True))
+        return [_join(head_res.get(i), tail_res.get(i), heads[i]) for i in range(len(data))]
+
+    def _transmit(self, data: list[np.ndarray], snr_list: list[float],
+                  seed_list: list[int]) -> list[LinkResult]:
+        """``transmit`` of checked payloads, every byte on this link's config."""
         rx = []
         for p in data:
             sent = self.layout.segment(p)
@@ -253,6 +283,51 @@ class Link:
             block_ok=r.ok.copy(),
             decoder_iterations=int(r.iterations.sum()),
         )
+
+
+def priority_seed(seed: int) -> int:
+    """Seed of a payload's priority blocks, derived from the payload's seed (so the two
+    parts see independent noise and fading)."""
+    state = np.random.SeedSequence([seed, 0x9E3779B9]).generate_state(2, np.uint32)
+    return (int(state[0]) << 31) | (int(state[1]) >> 1)
+
+
+def _join(head: LinkResult | None, tail: LinkResult | None, split: int) -> LinkResult:
+    """One LinkResult for a payload sent as ``head`` (bytes [0, split)) + ``tail``."""
+    if head is None or tail is None:
+        part = head if tail is None else tail
+        assert part is not None
+        return part
+    lost = [*head.lost_ranges, *((a + split, b + split) for a, b in tail.lost_ranges)]
+    merged: list[tuple[int, int]] = []
+    for a, b in lost:
+        if merged and merged[-1][1] == a:
+            merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    return LinkResult(
+        data=np.concatenate([head.data, tail.data]),
+        lost_ranges=tuple(merged),
+        bit_errors=head.bit_errors + tail.bit_errors,
+        num_bits=head.num_bits + tail.num_bits,
+        block_errors=head.block_errors + tail.block_errors,
+        num_blocks=head.num_blocks + tail.num_blocks,
+        undetected_block_errors=head.undetected_block_errors + tail.undetected_block_errors,
+        channel_uses=head.channel_uses + tail.channel_uses,
+        block_ok=np.concatenate([head.block_ok, tail.block_ok]),
+        decoder_iterations=head.decoder_iterations + tail.decoder_iterations,
+    )
+
+
+def _check_priority(priority_bytes: Sequence[int] | None, data: list[np.ndarray]) -> list[int]:
+    """Per-payload priority prefix lengths, clipped to the payload length."""
+    if priority_bytes is None:
+        return [0] * len(data)
+    if isinstance(priority_bytes, (int, np.integer)) or len(priority_bytes) != len(data):
+        raise ValueError(f"priority_bytes must be a sequence of {len(data)} ints (one per "
+                         f"payload), got {priority_bytes!r}")
+    return [min(_nonneg_int(f"priority_bytes[{i}]", v), p.size)
+            for i, (v, p) in enumerate(zip(priority_bytes, data, strict=True))]
 
 
 def _nonneg_int(name: str, value: object) -> int:

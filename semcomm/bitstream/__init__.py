@@ -21,7 +21,7 @@ from semcomm.bitstream.blocks import (
     PayloadSpec,
     TokenGrid,
 )
-from semcomm.bitstream.packets import decode_payload, encode_payload
+from semcomm.bitstream.packets import decode_payload, encode_packets, encode_payload
 from semcomm.bitstream.prior import Prior, ScalarQuantizer
 
 __all__ = [
@@ -38,5 +38,6 @@ __all__ = [
     "ScalarQuantizer",
     "TokenGrid",
     "decode_payload",
+    "encode_packets",
     "encode_payload",
 ]

@@ -246,19 +246,34 @@ def encode_payload(blocks: Sequence[Block], packet_bytes: int | None = None) -> 
         The complete payload, headers included: bpp = 8 * len(data) / pixels. In packet
         mode len(data) is a multiple of packet_bytes.
     """
+    if packet_bytes is None:
+        spec = PayloadSpec.of(blocks, packet_bytes)
+        sources = [_prepare(b) for b in blocks]
+        return _frame_single(spec, _encode_body(sources, spec, 0, spec.total_positions))
+    return b"".join(packet for _, _, packet in encode_packets(blocks, packet_bytes))
+
+
+def encode_packets(blocks: Sequence[Block], packet_bytes: int) -> list[tuple[int, int, bytes]]:
+    """``encode_payload``'s packet mode, packet by packet.
+
+    Output
+    ------
+    packets : list of (start, count, data)
+        Each packet's first global position (blocks in transmission order, raster order
+        inside each), the positions it carries, and its ``packet_bytes`` bytes. Joined,
+        the data is exactly ``encode_payload(blocks, packet_bytes)``; a codec uses the
+        positions to tell which packets carry a block (e.g. to mark them priority).
+    """
     spec = PayloadSpec.of(blocks, packet_bytes)
     sources = [_prepare(b) for b in blocks]
-    total = spec.total_positions
-    if packet_bytes is None:
-        return _frame_single(spec, _encode_body(sources, spec, 0, total))
     cum = _cumulative_costs(sources, blocks)
-    packets: list[bytes] = []
+    packets: list[tuple[int, int, bytes]] = []
     start = 0
-    while start < total:
+    while start < spec.total_positions:
         count, body = _fit_packet(sources, spec, cum, start)
-        packets.append(_frame_packet(spec, len(packets), start, count, body))
+        packets.append((start, count, _frame_packet(spec, len(packets), start, count, body)))
         start += count
-    return b"".join(packets)
+    return packets
 
 
 # --------------------------------------------------------------------------- decoding

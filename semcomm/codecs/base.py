@@ -57,12 +57,22 @@ class Payload:
         Source image size (known to the receiver out of band, as in the papers).
     knob : float | None
         The native knob the rate control settled on (for reporting).
+    priority_bytes : int
+        How many leading bytes of ``data`` the codec asks the link to protect more (its
+        most important packets: SQ-GAN's semantic map, ISC's base layer); a link with a
+        ``priority`` config sends them on that modulation and code. 0: none.
     """
 
     data: bytes
     num_pixels: int
     shape: tuple[int, int]
     knob: float | None = None
+    priority_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.priority_bytes <= len(self.data):
+            raise ValueError(f"priority_bytes {self.priority_bytes} must be in "
+                             f"[0, {len(self.data)}] (the payload length)")
 
     @property
     def bpp(self) -> float:

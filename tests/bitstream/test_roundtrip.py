@@ -13,6 +13,7 @@ from semcomm.bitstream import (
     ScalarQuantizer,
     TokenGrid,
     decode_payload,
+    encode_packets,
     encode_payload,
 )
 from tests.bitstream.helpers import (
@@ -62,6 +63,10 @@ def test_round_trip_is_bit_exact(packet_bytes: int | None) -> None:
             spans = packet_spans(dec)
             assert spans[0][0] == 0 and spans[-1][1] == spec.total_positions
             assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
+            # encode_packets: the same packets, each with the positions it carries.
+            packets = encode_packets(blocks, packet_bytes)
+            assert b"".join(p for _, _, p in packets) == data
+            assert [(a, a + n) for a, n, _ in packets] == spans
 
 
 def test_large_alphabet_large_grid_both_modes() -> None:

@@ -287,8 +287,9 @@ class ISCCodec:
         """
         an, layers, depth = self._encode(image, labels, rate)
         h, w = an.size
-        return Payload(data=self.frame(layers[:depth + 1]), num_pixels=h * w, shape=(h, w),
-                       knob=float(depth))
+        data = self.frame(layers[:depth + 1])
+        return Payload(data=data, num_pixels=h * w, shape=(h, w), knob=float(depth),
+                       priority_bytes=base_bytes(data, layers[:depth + 1]))
 
     def encode_detailed(self, image: np.ndarray, labels: np.ndarray | None,
                         rate: RatePoint) -> ISCEncoded:
@@ -299,11 +300,10 @@ class ISCCodec:
         x_base = _to_uint8(an.x_base)
         x_hat = x_base if depth == 0 else _to_uint8(self._enhance(an.x_base, an.stages[:depth]))
         labels_hat = to_labels(upsample_map(an.map_classes, self.model.config.map_factor))
-        sizes = tuple(len(b) for b in layers[:depth + 1])
-        if self.packet_bytes is None:
-            sizes = (len(data) - sum(sizes[1:]), *sizes[1:])  # layer table counted in base
-        return ISCEncoded(Payload(data=data, num_pixels=h * w, shape=(h, w), knob=float(depth)),
-                          x_hat, x_base, labels_hat, depth, sizes)
+        base = base_bytes(data, layers[:depth + 1])
+        sizes = (base, *(len(b) for b in layers[1:depth + 1]))
+        return ISCEncoded(Payload(data=data, num_pixels=h * w, shape=(h, w), knob=float(depth),
+                                  priority_bytes=base), x_hat, x_base, labels_hat, depth, sizes)
 
     def _encode(self, image: np.ndarray, labels: np.ndarray | None, rate: RatePoint
                 ) -> tuple[_Analysis, list[bytes], int]:
@@ -513,6 +513,13 @@ def _complete(layer: DecodedPayload) -> bool:
 def _sent_depth(layers: Sequence[DecodedPayload | None]) -> int:
     """Highest stage of which anything arrived (0 when none)."""
     return max((k for k, layer in enumerate(layers) if layer is not None), default=0)
+
+
+def base_bytes(data: bytes, layers: Sequence[bytes]) -> int:
+    """Bytes of ``data`` (framed ``layers``) up to the end of the base layer: the layer
+    table (single mode) and layer 0. The payload's priority prefix: without the base
+    nothing decodes, while a lost enhancement stage only drops itself and later ones."""
+    return len(data) - sum(len(b) for b in layers[1:])
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:

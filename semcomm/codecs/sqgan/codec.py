@@ -50,6 +50,7 @@ from semcomm.bitstream import (
     Prior,
     TokenGrid,
     decode_payload,
+    encode_packets,
     encode_payload,
 )
 from semcomm.codecs.base import Payload, RatePoint, ReceivedPayload, Reconstruction
@@ -282,16 +283,17 @@ class SQGANCodec:
         h, w = image.shape[:2]
         if rate.knob is not None:
             m = self._check_knob(rate.knob)
-            data = self._encode_m(x, s, m)
+            data, priority = self._encode_m(x, s, m)
         else:
             assert rate.bpp is not None  # RatePoint guarantees exactly one is set
             budget = int(math.floor(rate.bpp * h * w / 8.0))
-            m, data = self._fit_budget(x, s, budget)
+            m, (data, priority) = self._fit_budget(x, s, budget)
             if len(data) > budget:
                 warnings.warn(f"sqgan: target {rate.bpp:g} bpp unreachable at {h}x{w}; the "
                               f"cheapest setting (m={m:g}) gives {8 * len(data) / (h * w):.4f} "
                               "bpp", stacklevel=2)
-        return Payload(data=data, num_pixels=h * w, shape=(h, w), knob=m)
+        return Payload(data=data, num_pixels=h * w, shape=(h, w), knob=m,
+                       priority_bytes=priority)
 
     def encode_tokens(self, image: np.ndarray, labels: np.ndarray, m: float) -> SQGANTokens:
         """The tokens ``encode`` sends at knob m (for inspection and tests)."""
@@ -301,27 +303,39 @@ class SQGANCodec:
 
     def pack(self, tokens: SQGANTokens) -> bytes:
         """Tokens of one image -> payload bytes (the entropy coder's output)."""
+        return self._pack(tokens)[0]
+
+    def _pack(self, tokens: SQGANTokens) -> tuple[bytes, int]:
+        """Payload bytes, and its priority prefix: in packet mode the packets that carry
+        any position of the semantic grid (the map x's decoder is conditioned on), for a
+        link with unequal error protection; 0 in single-packet mode."""
         sem, img = tokens.semantic, tokens.image
         if sem.kept.shape[0] != 1 or img.kept.shape[0] != 1:
             raise ValueError(f"one image per payload, got batches of {img.kept.shape[0]}")
-        return encode_payload([
+        grids = [
             TokenGrid(name=name, indices=tok.indices[0].cpu().numpy(), prior=prior,
                       mask=tok.kept[0].cpu().numpy())
-            for name, tok, prior in ((GRID_S, sem, self.prior_s), (GRID_X, img, self.prior_x))
-        ], self.packet_bytes)
+            for name, tok, prior in ((GRID_S, sem, self.prior_s), (GRID_X, img, self.prior_x))]
+        if self.packet_bytes is None:
+            return encode_payload(grids, None), 0
+        packets = encode_packets(grids, self.packet_bytes)
+        semantic_positions = grids[0].indices.size
+        priority = sum(len(data) for start, _, data in packets if start < semantic_positions)
+        return b"".join(data for _, _, data in packets), priority
 
-    def _encode_m(self, x: torch.Tensor, s: torch.Tensor, m: float) -> bytes:
-        return self.pack(self.model.encode_tokens(x, s, m, self.m_s(m)))
+    def _encode_m(self, x: torch.Tensor, s: torch.Tensor, m: float) -> tuple[bytes, int]:
+        return self._pack(self.model.encode_tokens(x, s, m, self.m_s(m)))
 
-    def _fit_budget(self, x: torch.Tensor, s: torch.Tensor, budget: int) -> tuple[float, bytes]:
+    def _fit_budget(self, x: torch.Tensor, s: torch.Tensor,
+                    budget: int) -> tuple[float, tuple[bytes, int]]:
         """Largest grid m whose payload has <= budget bytes (or the smallest m)."""
         grid = self.m_grid
-        sizes: dict[int, bytes] = {}
+        sizes: dict[int, tuple[bytes, int]] = {}
 
         def size(i: int) -> int:
             if i not in sizes:
                 sizes[i] = self._encode_m(x, s, grid[i])
-            return len(sizes[i])
+            return len(sizes[i][0])
 
         last = len(grid) - 1
         if size(0) > budget:  # unreachable: the caller warns

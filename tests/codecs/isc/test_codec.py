@@ -78,6 +78,8 @@ def test_enhancement_loss_gives_the_base_image(codec: ISCCodec, samples: list[Sa
     smp = samples[2]
     enc = codec.encode_detailed(smp.image, smp.labels, RatePoint(knob=STAGES))
     data, sizes = enc.payload.data, enc.layer_bytes
+    assert enc.payload.priority_bytes == sizes[0]  # the base layer (and layer table)
+    assert codec.encode(smp.image, smp.labels, RatePoint(knob=STAGES)).priority_bytes == sizes[0]
     rec = codec.decode(_received(data, ((sizes[0], len(data)),)))  # every stage lost
     assert rec.ok and rec.concealed, rec.error
     assert np.array_equal(rec.image, enc.x_base)

@@ -211,6 +211,28 @@ def test_lost_packet_is_concealed_at_its_positions(packets: SQGANCodec,
             assert got.decoded is not None and torch.equal(got.decoded.x_hat, ref.x_hat)
 
 
+def test_priority_bytes_are_the_packets_of_the_semantic_grid(
+        single: SQGANCodec, packets: SQGANCodec, scene: tuple[np.ndarray, np.ndarray]) -> None:
+    """Packet mode marks the packets that carry any semantic position as priority: when
+    only they arrive, s_hat is the error-free one and every x position is missing."""
+    image, labels = scene
+    assert single.encode(image, labels, RatePoint(knob=1.0)).priority_bytes == 0
+    payload = packets.encode(image, labels, RatePoint(knob=1.0))
+    clean = decode_payload(payload.data, packets.spec(SHAPE))
+    carrying_s = [p for p in clean.packets if (p.positions or (0, 0))[0] < POSITIONS]
+    assert 0 < payload.priority_bytes == len(carrying_s) * PACKET < len(payload.data)
+    tail = ((payload.priority_bytes, len(payload.data)),)
+    got = packets.decode_detailed(ReceivedPayload(payload.data, SHAPE, tail))
+    full = packets.decode(ReceivedPayload(payload.data, SHAPE))
+    assert got.reconstruction.ok and got.reconstruction.concealed
+    assert got.missing_s is not None and not got.missing_s.any()
+    assert got.missing_x is not None
+    arrived = max((p.positions or (0, 0))[1] for p in carrying_s) - POSITIONS
+    expect = np.arange(POSITIONS) >= arrived  # x positions beyond the priority packets
+    np.testing.assert_array_equal(got.missing_x.ravel(), expect)
+    np.testing.assert_array_equal(got.reconstruction.labels, full.labels)
+
+
 def test_total_loss_is_not_ok(single: SQGANCodec, packets: SQGANCodec,
                               scene: tuple[np.ndarray, np.ndarray]) -> None:
     for codec in (single, packets):

@@ -48,7 +48,8 @@ class LinkLike(Protocol):
     """What the pipeline needs of ``channels.Link``."""
 
     def transmit(self, payloads: Sequence[np.ndarray], esno_db: float,
-                 seeds: Sequence[int]) -> list: ...
+                 seeds: Sequence[int], priority_bytes: Sequence[int] | None = None
+                 ) -> list: ...
 
 
 @dataclass(frozen=True)
@@ -200,9 +201,11 @@ class Receiver:
 
 def send(link: LinkLike, encoded: Sequence[Encoded], esno_db: float,
          seeds: Sequence[int]) -> list:
-    """Put each payload on the link (one channel realisation per seed) -> LinkResults."""
+    """Put each payload on the link (one channel realisation per seed) -> LinkResults.
+    Each payload's priority prefix (``Payload.priority_bytes``) goes with it: a link with
+    a ``priority`` config sends those bytes on its priority modulation and code."""
     return link.transmit([np.frombuffer(e.payload.data, np.uint8) for e in encoded],
-                         esno_db, list(seeds))
+                         esno_db, list(seeds), [e.payload.priority_bytes for e in encoded])
 
 
 def run_pipeline(transmitter: Transmitter, receiver: Receiver, link: LinkLike,

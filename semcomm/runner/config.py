@@ -128,7 +128,8 @@ class RangeConfig(_Strict):
 
 class SnrConfig(_Strict):
     """Exactly one of ``esno_db`` (Es/N0 per complex symbol) and ``ebno_db`` (Eb/N0 per
-    information bit, converted per link with ``channels.esno_db_from_ebno_db``)."""
+    information bit, converted per link with ``channels.esno_db_from_ebno_db``; on a link
+    with a ``priority`` config, with its main code: both parts are sent at one Es/N0)."""
 
     esno_db: list[float] | RangeConfig | None = None
     ebno_db: list[float] | RangeConfig | None = None
@@ -254,8 +255,7 @@ class Experiment(_Strict):
 
 
 def _link_label(cfg: Any) -> str:
-    code = f"ldpc{cfg.code_rate:.3g}" if cfg.coding == "ldpc" else "uncoded"
-    return f"{cfg.modulation}-{code}-{cfg.channel}"
+    return str(cfg.describe())
 
 
 def expand_links(links: list[dict[str, Any]]) -> list[tuple[str, Any]]:

@@ -136,6 +136,11 @@ class Context:
         if spec.kind == "knob":
             return RatePoint(knob=spec.value)
         assert link is not None
+        if self.link_configs[link].priority is not None:
+            raise ValueError(
+                f"bandwidth_ratio {spec.value:g} cannot be used with link {link!r}: it has a "
+                "priority config, so the channel uses of a payload depend on how many bytes "
+                "the codec marks as priority; give bpp or knob targets on that link")
         pixels = shape[0] * shape[1]
         budget = self.links[link].max_payload_bytes(int(spec.value * pixels))
         if budget == 0:
@@ -222,7 +227,8 @@ class Encoder:
         if path.exists():
             meta = json.loads(path.read_text())
             payload = Payload(data=base64.b64decode(meta["data"]), num_pixels=h * w,
-                              shape=(h, w), knob=meta["knob"])
+                              shape=(h, w), knob=meta["knob"],
+                              priority_bytes=int(meta.get("priority_bytes", 0)))
             enc = Encoded(payload, rate, bool(rate.bpp is not None and payload.bpp > rate.bpp))
         else:
             with warnings.catch_warnings():
@@ -232,6 +238,7 @@ class Encoder:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps({"knob": enc.payload.knob,
+                                       "priority_bytes": enc.payload.priority_bytes,
                                        "data": base64.b64encode(enc.payload.data).decode()}))
             tmp.replace(path)
         self.memo[key] = enc
@@ -249,7 +256,7 @@ def _payload_fields(ctx: Context, codec: str, enc: Encoded) -> dict[str, Any]:
     analytic bpp), when the codec defines them."""
     p = enc.payload
     out = {"target_bpp": enc.rate.bpp, "knob": p.knob, "bytes": len(p.data), "bpp": p.bpp,
-           "unreachable": enc.unreachable}
+           "priority_bytes": p.priority_bytes, "unreachable": enc.unreachable}
     extra = getattr(ctx.codecs[codec], "payload_fields", None)
     if extra is not None:
         out.update({f"x_{k}": v for k, v in extra(p).items()})

@@ -231,6 +231,45 @@ def test_lpips_and_fid_from_local_files(tmp_path: Path) -> None:
         load_experiment(bad)
 
 
+def test_priority_link_protects_the_base_layer(tmp_path: Path) -> None:
+    """ISC marks its base layer as priority: on a link whose priority code is QPSK 1/4
+    (k = 1024), at Es/N0 = -1 dB the base arrives and the enhancement (QPSK 1/2,
+    k = 4096) is lost, so the image is the concealed base, not an outage; the channel
+    uses count both codes. A bandwidth ratio on such a link is refused."""
+    prio = "{modulation: qpsk, code_rate: 0.25, k: 1024}"
+    path = tmp_path / "uep.yaml"
+    path.write_text(TINY.format(count=2, snr="[-1, 30]", reps=1, extra="").replace(
+        "  - {name: jpeg, bpp: [1.0]}\n  - {name: webp, bpp: [1.0]}",
+        "  - {name: isc, knob: [2]}").replace(
+        "channel: awgn}", f"channel: awgn, priority: {prio}}}"))
+    run = run_experiment(load_experiment(path), tmp_path / "u", progress=False)
+    from channels import Link, LinkConfig
+
+    main = Link(LinkConfig(modulation="qpsk", code_rate=0.5))
+    high = Link(LinkConfig(modulation="qpsk", code_rate=0.25, k=1024))
+    lines = [x for x in read_lines(run.run_dir) if x["kind"] == "link"]
+    assert {x["link"] for x in lines} == {"qpsk-ldpc0.5-awgn+prio-qpsk-ldpc0.25"}
+    for x in lines:
+        base = x["priority_bytes"]
+        assert 0 < base < x["bytes"]
+        assert x["channel_uses"] == (high.channel_uses(base)
+                                     + main.channel_uses(x["bytes"] - base))
+        if x["snr_db"] == -1:
+            assert x["status"] == "concealed" and x["lost_bytes"] == x["bytes"] - base
+        else:
+            assert x["status"] == "ok" and x["lost_bytes"] == 0
+    # Payloads read back from payloads/ (process workers, --resume) keep their priority.
+    from semcomm.codecs.base import RatePoint
+    from semcomm.runner.sweep import Context, Encoder
+
+    enc = Encoder(Context(load_experiment(path), run.run_dir)).get("isc", 0, RatePoint(knob=2))
+    assert enc.payload.priority_bytes == next(
+        x["priority_bytes"] for x in lines if x["image"] == 0)
+    path.write_text(path.read_text().replace("knob: [2]", "bandwidth_ratio: [0.5]"))
+    with pytest.raises(ValueError, match="priority config"):
+        run_experiment(load_experiment(path), tmp_path / "v", progress=False)
+
+
 def test_ebno_is_converted_per_link(tmp_path: Path) -> None:
     text = TINY.format(count=1, snr="[5]", reps=1, extra="").replace(
         "snr: {esno_db: [5]}", "snr: {ebno_db: [5]}").replace(

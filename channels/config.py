@@ -179,13 +179,13 @@ class LinkConfig:
 
     def describe(self) -> str:
         """Short label: ``16qam-ldpc0.5-awgn``, ``+prio-qpsk-ldpc0.333`` with a priority."""
-        code = f"ldpc{self.code_rate:.3g}" if self.coding == "ldpc" else "uncoded"
-        label = f"{self.modulation}-{code}-{self.channel}"
+        label = f"{self.modulation}-{self._code_label()}-{self.channel}"
         if self.priority is not None:
-            p = self.priority
-            pcode = f"ldpc{p.code_rate:.3g}" if p.coding == "ldpc" else "uncoded"
-            label += f"+prio-{p.modulation}-{pcode}"
+            label += f"+prio-{self.priority.modulation}-{self.priority._code_label()}"
         return label
+
+    def _code_label(self) -> str:
+        return f"ldpc{self.code_rate:.3g}" if self.coding == "ldpc" else "uncoded"
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(LinkConfig))

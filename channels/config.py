@@ -162,7 +162,7 @@ class LinkConfig:
         """Plain dict of the resolved fields (round-trips through ``from_dict``)."""
         d = asdict(self)
         if self.priority is not None:
-            d["priority"] = {key: getattr(self.priority, key) for key in PRIORITY_KEYS}
+            d["priority"] = self.priority._code()
         return d
 
     @classmethod
@@ -187,6 +187,10 @@ class LinkConfig:
     def _code_label(self) -> str:
         return f"ldpc{self.code_rate:.3g}" if self.coding == "ldpc" else "uncoded"
 
+    def _code(self) -> dict[str, Any]:
+        """The settings a ``priority`` config may give (PRIORITY_KEYS), resolved."""
+        return {key: getattr(self, key) for key in PRIORITY_KEYS}
+
 
 _FIELD_NAMES = tuple(f.name for f in fields(LinkConfig))
 #: What a ``priority`` config may set: the code; the rest comes from the main link.
@@ -198,7 +202,7 @@ def _priority_config(main: LinkConfig, value: object) -> LinkConfig:
     if isinstance(value, LinkConfig):
         if value.priority is not None:
             raise ValueError("priority: a priority config cannot have a priority of its own")
-        value = {key: getattr(value, key) for key in PRIORITY_KEYS}
+        value = value._code()
     if not isinstance(value, dict):
         raise ValueError(f"priority must be a mapping of {list(PRIORITY_KEYS)} (or null), "
                          f"got {value!r}")

@@ -182,12 +182,16 @@ class TrainConfig:
         paper's lambda, Eq. 10).
     l1_weight : weight of the L1 reconstruction term (the paper's LAD loss).
     codebook_weight : weight of the commitment loss (the codebooks move by EMA).
+    commit_floats : bool
+        True (the paper's Eq. 4 as extracted): the commitment term pulls every latent
+        vector towards its code. False: only the vectors quantized at the step's tau;
+        those sent unquantized are left free to carry what the codebook cannot.
     perceptual : {"segmenter", "lpips", "none"}
         Perceptual term (SQ-GAN's builders): bundled segmenter features (offline),
         LPIPS-VGG from user weight files, or none.
     perceptual_weight, perceptual_layers : as SQ-GAN.
     tau_choices : values of tau a training step draws from, uniformly (one model
-        serves every tau; 1.0 = plain VQ). Repeat a value to draw it more often.
+        serves every tau; 0.0 = plain VQ). Repeat a value to draw it more often.
     hflip_p : probability of a horizontal flip per image (valid for planar street
         scenes and for equirectangular panoramas alike).
     data : training datasets, concatenated.
@@ -211,6 +215,7 @@ class TrainConfig:
     perceptual: str = "segmenter"
     perceptual_weight: float = 0.15
     perceptual_layers: tuple[str, ...] = ("s2", "s4", "s8", "s16")
+    commit_floats: bool = True
     tau_choices: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.7, 1.0)
     hflip_p: float = 0.5
     data: tuple[DataSource, ...] = (DataSource(),)

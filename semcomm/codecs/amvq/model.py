@@ -32,7 +32,7 @@ Images are float32 in [0, 1] at the API; the networks work in [-1, 1].
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -342,11 +342,15 @@ class AMVQ(nn.Module):
         return (self.decoder(z_hat) + 1.0) / 2.0
 
     # ------------------------------------------------------------------ training
-    def forward(self, x: torch.Tensor, tau: float, bits: int | None = None) -> AMVQOutput:
+    def forward(self, x: torch.Tensor, tau: float, bits: int | None = None,
+                commit_floats: bool = True) -> AMVQOutput:
         """Training pass at threshold ``tau``: straight-through VQ at quantized positions,
         straight-through scalar quantization at unquantized ones (the channel sees SQ).
 
-        In training mode the codebooks (EMA) and ``float_range`` are updated.
+        In training mode the codebooks (EMA) and ``float_range`` are updated. With
+        ``commit_floats=False`` each scale's commitment loss counts only the positions
+        quantized at this tau (``beta * sum ||z - sg(e)||^2 / (N d)`` over them, so plain
+        VQ gives the usual mean); the unquantized ones are not pulled towards a code.
         """
         tau = check_tau(tau)
         feats = self.encoder.features(2.0 * x - 1.0)
@@ -359,6 +363,10 @@ class AMVQ(nn.Module):
             vqs.append(vq)
             maps.append(a)
             masks.append(unquantized_mask(a, tau))
+            if not commit_floats:
+                keep = (~masks[-1]).reshape(-1, 1).to(z.dtype)
+                err = (to_rows(z) - to_rows(z_q).detach()).pow(2) * keep
+                vqs[-1] = replace(vq, loss=self.quantizer(s).beta * err.mean())
         if self.training:
             self.update_float_range([z.detach() for z in zs],
                                     [a > 0 for a in maps])

@@ -158,7 +158,7 @@ class Trainer:
                 group["lr"] = lr
         self.model.train()
         self.loss.train()
-        out = self.model(x, tau)
+        out = self.model(x, tau, commit_floats=t.commit_floats)
         self.loss.disc.requires_grad_(False)
         gen = self.loss.generator(x, out, self.model.decoder.last_layer, step)
         self.opt_g.zero_grad(set_to_none=True)

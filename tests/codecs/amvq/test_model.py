@@ -96,3 +96,35 @@ def test_scalar_quantizer_follows_the_float_range() -> None:
     twin = model._sq(z, 1, None)
     expected = torch.from_numpy(q.dequantize(q.quantize(z.numpy())))
     torch.testing.assert_close(twin, expected, atol=1e-6, rtol=0)
+
+
+def test_commitment_only_at_quantized_positions_when_asked() -> None:
+    """``commit_floats=False``: each scale's commitment counts the quantized positions
+    only (sum over them / (N d), times beta), so the vectors sent unquantized get no
+    commitment gradient; at tau = 0 (plain VQ) it equals the usual loss."""
+    torch.manual_seed(0)
+    model = AMVQ(tiny_config().model).eval()  # eval: no EMA, same codebooks for each pass
+    x = _batch(4)
+    plain_all = model(x, tau=0.0)
+    plain_masked = model(x, tau=0.0, commit_floats=False)
+    torch.testing.assert_close(plain_all.vq_loss, plain_masked.vq_loss)
+
+    zs: list[torch.Tensor] = []
+    hooks = [model.encoder.head(s).register_forward_hook(
+        lambda _m, _i, z: zs.append(z)) for s in range(model.config.scales)]
+    out = model(x, tau=1.0, commit_floats=False)
+    for h in hooks:
+        h.remove()
+    zs = zs[:model.config.scales]  # the forward pass's latents (the map reuses the heads)
+    assert all(bool(m.any()) and not bool(m.all()) for m in out.masks)
+    for s, (z, m) in enumerate(zip(zs, out.masks, strict=True)):
+        q = model.quantizer(s)
+        rows = z.detach().permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+        e = model.lookup(s, q.nearest(rows).reshape(m.shape))
+        expected = q.beta * ((z.detach() - e).pow(2) * (~m)[:, None]).sum() / z.numel()
+        torch.testing.assert_close(out.vq[s].loss.detach(), expected)
+        grad = torch.autograd.grad(out.vq[s].loss, z, retain_graph=True)[0]
+        assert float(grad.abs().sum()) > 0
+        assert float(grad.permute(0, 2, 3, 1)[m].abs().max()) == 0.0
+    full = model(x, tau=1.0)
+    assert all(f.loss.item() > p.loss.item() for f, p in zip(full.vq, out.vq, strict=True))

@@ -45,8 +45,9 @@ def test_sampling_and_batches() -> None:
     assert sorted(idx) == list(range(6))  # one epoch visits every image once
 
 
-def test_three_training_steps(samples: list[Sample]) -> None:
-    trainer = Trainer(tiny_config(), samples, seed=0)
+@pytest.mark.parametrize("commit_floats", [True, False])
+def test_three_training_steps(samples: list[Sample], commit_floats: bool) -> None:
+    trainer = Trainer(tiny_config(commit_floats=commit_floats), samples, seed=0)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     taus = []
     for _ in range(3):
@@ -149,6 +150,8 @@ def test_shipped_configs_load_and_errors_name_the_key() -> None:
         config_from_dict(d, source="x.yaml")
     with pytest.raises(ValueError, match=r"tau_choices .* in \[0, 1\]"):
         config_from_dict(tiny_dict(tau_choices=[0.3, 1.5]))
+    with pytest.raises(ValueError, match="train.commit_floats must be bool, got 'no'"):
+        config_from_dict(tiny_dict(commit_floats="no"))
     with pytest.raises(ValueError, match="param 'mode'"):
         config_from_dict(tiny_dict(data=[{"name": "streetscenes", "params": {"mode": [1]}}]))
     d = tiny_dict()

@@ -11,8 +11,7 @@
                                        float_bits), level prior from the checkpoint
                     for s = 0 (coarsest) .. S-1], packet_bytes)
                             │
-    bytes (one packet, or packets of exactly packet_bytes; priority prefix = the packets
-           of scale 0, for a link with unequal error protection) ─► link ─► bytes + lost ranges
+    bytes (one packet, or packets of exactly packet_bytes) ─► link ─► bytes + lost ranges
                                                                            │
     receiver                                                               ▼
     decode_payload ─► per scale: indices + mask, float values + mask, missing
@@ -57,7 +56,6 @@ from semcomm.bitstream import (
     ScalarQuantizer,
     TokenGrid,
     decode_payload,
-    encode_packets,
     encode_payload,
 )
 from semcomm.codecs.amvq.activation import check_tau, unquantized_mask
@@ -275,17 +273,16 @@ class AMVQCodec:
         h, w = image.shape[:2]
         if rate.knob is not None:
             tau = check_tau(rate.knob)
-            data, priority, z_hat = self.pack(analysis, tau)
+            data, z_hat = self.pack(analysis, tau)
         else:
             assert rate.bpp is not None  # RatePoint guarantees exactly one is set
             budget = int(math.floor(rate.bpp * h * w / 8.0))
-            tau, data, priority, z_hat = self._fit_budget(analysis, budget)
+            tau, data, z_hat = self._fit_budget(analysis, budget)
             if len(data) > budget:
                 warnings.warn(f"amvq: target {rate.bpp:g} bpp unreachable at {h}x{w}; the "
                               f"cheapest setting (tau={tau:g}) gives "
                               f"{8 * len(data) / (h * w):.4f} bpp", stacklevel=2)
-        payload = Payload(data=data, num_pixels=h * w, shape=(h, w), knob=tau,
-                          priority_bytes=priority)
+        payload = Payload(data=data, num_pixels=h * w, shape=(h, w), knob=tau)
         return payload, tau, analysis, z_hat
 
     def analyze(self, image: np.ndarray) -> list[ScaleAnalysis]:
@@ -293,14 +290,11 @@ class AMVQCodec:
         return self.model.analyze(self._input(image))
 
     def pack(self, analysis: Sequence[ScaleAnalysis], tau: float
-             ) -> tuple[bytes, int, list[torch.Tensor]]:
-        """Analysis of one image + tau -> (payload bytes, priority bytes, z_hat per scale).
+             ) -> tuple[bytes, list[torch.Tensor]]:
+        """Analysis of one image + tau -> (payload bytes, z_hat per scale).
 
         z_hat is exactly what the receiver reconstructs from the bytes on an error-free
-        link (the same dequantization and code lookup). The priority prefix, for a link
-        with unequal error protection: in packet mode the packets that carry any position
-        of the coarsest scale (its indices or float vectors; the decoder's base input),
-        0 in single-packet mode.
+        link (the same dequantization and code lookup).
         """
         tau = check_tau(tau)
         blocks: list[TokenGrid | FloatBlock] = []
@@ -318,18 +312,13 @@ class AMVQCodec:
                                      prior=self.level_priors[s]))
             values = np.where(sent[..., None], q.dequantize(q.quantize(z)), np.float32(0.0))
             z_hat.append(self._assemble(s, idx, ~sent, values.astype(np.float32), sent))
-        if self.packet_bytes is None:
-            return encode_payload(blocks, None), 0, z_hat
-        packets = encode_packets(blocks, self.packet_bytes)
-        coarsest = 2 * analysis[0].indices[0].numel()  # global positions of i0 and f0
-        priority = sum(len(data) for start, _, data in packets if start < coarsest)
-        return b"".join(data for _, _, data in packets), priority, z_hat
+        return encode_payload(blocks, self.packet_bytes), z_hat
 
     def _fit_budget(self, analysis: Sequence[ScaleAnalysis], budget: int
-                    ) -> tuple[float, bytes, int, list[torch.Tensor]]:
+                    ) -> tuple[float, bytes, list[torch.Tensor]]:
         """Largest grid tau whose payload has <= budget bytes (or the smallest tau)."""
         grid = self.tau_grid
-        done: dict[int, tuple[bytes, int, list[torch.Tensor]]] = {}
+        done: dict[int, tuple[bytes, list[torch.Tensor]]] = {}
 
         def size(i: int) -> int:
             if i not in done:

@@ -219,25 +219,3 @@ def test_conceal_and_level_prior() -> None:
     prior = level_prior(np.r_[np.zeros(63), 100.0], q)  # last bin: centre 1 - 1/64 -> level 7
     assert prior.num_symbols == 8 and prior.probs.sum() == pytest.approx(1.0)
     np.testing.assert_allclose(prior.probs, np.r_[np.full(7, 0.5), 100.5] / 104)
-
-
-@pytest.mark.parametrize("tau", [0.0, 0.3, 1.0])
-def test_priority_prefix_is_the_coarsest_scale(packets: AMVQCodec, single: AMVQCodec,
-                                               image: np.ndarray, tau: float) -> None:
-    """Packet mode marks the packets carrying any scale-0 position (i0, f0) as the
-    priority prefix: with only those bytes, scale 0 arrives whole and scale 1 is
-    concealed; one packet marks nothing."""
-    assert single.encode(image, None, RatePoint(knob=tau)).priority_bytes == 0
-    enc = packets.encode_detailed(image, RatePoint(knob=tau))
-    data, prio = enc.payload.data, enc.payload.priority_bytes
-    assert 0 < prio < len(data) and prio % PACKET == 0
-    spec = packets.spec(SHAPE)
-    coarse = spec.offsets[2]  # i0 and f0 come first
-    clean = decode_payload(data, spec)
-    starts = [p.positions[0] for p in clean.packets if p.positions is not None]
-    assert prio // PACKET == sum(1 for start in starts if start < coarse)
-    out = packets.decode_detailed(ReceivedPayload(data, SHAPE, ((prio, len(data)),)))
-    assert out.reconstruction.ok and out.concealed is not None
-    assert not out.concealed[0].any() and out.concealed[1].any()
-    assert out.unquantized is not None
-    assert int(out.unquantized[0].sum()) == enc.unquantized[0]

@@ -357,16 +357,17 @@ class AMVQ(nn.Module):
         zs = [self.encoder.head(s)(f) for s, f in enumerate(feats)]
         vqs, masks, maps, z_hats = [], [], [], []
         for s, z in enumerate(zs):
-            vq = self.quantizer(s)(to_rows(z))
-            z_q = from_rows(vq.z_q, z)
-            a = activation_map(feats[s], z_q.detach(), self.encoder.head(s))
+            rows = to_rows(z)
+            vq = self.quantizer(s)(rows)
+            a = activation_map(feats[s], from_rows(vq.z_q, z).detach(), self.encoder.head(s))
+            mask = unquantized_mask(a, tau)
+            if not commit_floats:
+                keep = (~mask).reshape(-1, 1).to(z.dtype)
+                err = (rows - vq.z_q.detach()).pow(2) * keep
+                vq = replace(vq, loss=self.quantizer(s).beta * err.mean())
             vqs.append(vq)
             maps.append(a)
-            masks.append(unquantized_mask(a, tau))
-            if not commit_floats:
-                keep = (~masks[-1]).reshape(-1, 1).to(z.dtype)
-                err = (to_rows(z) - to_rows(z_q).detach()).pow(2) * keep
-                vqs[-1] = replace(vq, loss=self.quantizer(s).beta * err.mean())
+            masks.append(mask)
         if self.training:
             self.update_float_range([z.detach() for z in zs],
                                     [a > 0 for a in maps])

@@ -14,6 +14,11 @@ Both encoders and both decoders here speak exactly Sionna's conventions, so the
   the encoder emitted them (i.e. still interleaved), exactly what Sionna's
   ``LDPC5GDecoder`` consumes and Sionna's ``Demapper`` emits. Internally the decoders
   use the textbook ``log p(0)/p(1)`` (= -logit).
+* Rate matching is an index map (:func:`rate_match_positions`): transmitted bit ``t`` is
+  mother-code bit ``pos[t]``. The encoder gathers ``c[pos]``; rate recovery
+  (:meth:`FastLdpcDecoder.recover`) scatters the LLRs back onto the mother code, **adding**
+  those that land on the same bit (repetition, HARQ combining), so every decoder core
+  (numba here, the GPU one) consumes the same ``l_ch [N, n_dec]`` internal LLRs.
 * Rate recovery (as in Sionna): the 2Z punctured systematic bits get LLR 0, filler bits
   (k..k_ldpc) are known zeros (internal LLR +llr_max), untransmitted parity bits get 0.
 
@@ -182,6 +187,22 @@ def output_interleaver(n: int, bits_per_symbol: int) -> np.ndarray:
     return (i * (n // m) + j).reshape(-1).astype(np.int32)
 
 
+def rate_match_positions(code: LdpcCode) -> np.ndarray:
+    """Mother-code position of every transmitted bit (rv 0, TS 38.212 5.4.2.1-5.4.2.2).
+
+    Output
+    ------
+    pos : [n] int32
+        Transmitted (interleaved) bit ``t`` is bit ``pos[t]`` of the mother codeword
+        (fillers included, so ``pos[t]`` indexes the decoder's ``n_dec`` vector): the
+        2Z punctured systematic bits are skipped and the filler bits ``k..k_ldpc`` are
+        never sent.
+    """
+    q = code.out_int.astype(np.int64) + 2 * code.z
+    q[q >= code.k] += code.k_ldpc - code.k
+    return q.astype(np.int32)
+
+
 def lifted_pcm(code: LdpcCode) -> sp.csr_matrix:
     """Full lifted parity-check matrix of the mother code (for tests and inspection)."""
     z = code.z
@@ -292,6 +313,7 @@ class FastLdpcEncoder:
 
     def __init__(self, code: LdpcCode) -> None:
         self.code = code
+        self.positions = rate_match_positions(code)
 
     def __call__(self, u: np.ndarray) -> np.ndarray:
         c = self.code
@@ -300,7 +322,7 @@ class FastLdpcEncoder:
         out = np.empty((u.shape[0], c.n), dtype=np.uint8)
         _encode_batch(
             np.ascontiguousarray(u, dtype=np.uint8), c.k, c.k_ldpc, c.z, c.kb, c.num_layers,
-            c.layer_ptr, c.edge_col, c.edge_shift, c.binv_ptr, c.binv_idx, c.out_int, out,
+            c.layer_ptr, c.edge_col, c.edge_shift, c.binv_ptr, c.binv_idx, self.positions, out,
         )
         return out
 
@@ -316,8 +338,9 @@ def _xor_shifted(dst: np.ndarray, d0: int, src: np.ndarray, s0: int, z: int, s: 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def _encode_batch(u, k, k_ldpc, z, kb, num_layers, layer_ptr, edge_col, edge_shift,
-                  binv_ptr, binv_idx, out_int, out):
-    """Encode each row of u into out (RU method: p_a = B^-1 A s, p_b = C1 s + C2 p_a)."""
+                  binv_ptr, binv_idx, positions, out):
+    """Encode each row of u into out (RU method: p_a = B^-1 A s, p_b = C1 s + C2 p_a);
+    ``out[b, t] = cw[positions[t]]`` (rate matching + interleaving as one gather)."""
     n = out.shape[1]
     n_c = (kb + num_layers) * z
     for b in range(u.shape[0]):
@@ -338,11 +361,8 @@ def _encode_batch(u, k, k_ldpc, z, kb, num_layers, layer_ptr, edge_col, edge_shi
             for e in range(layer_ptr[r], layer_ptr[r + 1]):
                 if edge_col[e] < kb + 4:
                     _xor_shifted(cw, dst, cw, edge_col[e] * z, z, edge_shift[e])
-        for t in range(n):  # rate matching (skip 2Z, drop fillers) + interleaving
-            pos = out_int[t] + 2 * z
-            if pos >= k:
-                pos += k_ldpc - k
-            out[b, t] = cw[pos]
+        for t in range(n):  # rate matching + interleaving
+            out[b, t] = cw[positions[t]]
 
 
 # ---------------------------------------------------------------------------------------
@@ -352,6 +372,10 @@ def _encode_batch(u, k, k_ldpc, z, kb, num_layers, layer_ptr, edge_col, edge_shi
 
 class FastLdpcDecoder:
     """Layered offset min-sum decoder with per-codeword early termination (numba).
+
+    ::
+
+        llr [N, n] ──recover──► l_ch [N, n_dec] ──decode_llrs──► u_hat [N, k], iterations [N]
 
     Parameters
     ----------
@@ -379,49 +403,73 @@ class FastLdpcDecoder:
         self.num_iter = int(num_iter)
         self.offset = float(offset)
         self.llr_max = float(llr_max)
-        self._deint = code.out_int_inv
+        self.positions = rate_match_positions(code)
 
     def __call__(self, llr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.decode_llrs(self.recover(llr))
+
+    def recover(self, llr: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Rate recovery: transmitted logits -> internal channel LLRs of the mother code.
+
+        Input
+        -----
+        llr : [N, n] float32   logits log p(1)/p(0), transmitted order
+        out : [N, n_dec] float32 or None
+            Internal LLRs to add to (HARQ combining); None starts from zeros.
+
+        Output
+        ------
+        l_ch : [N, n_dec] float32
+            ``log p(0)/p(1)`` per mother-code bit, summed over every received copy,
+            clipped to +-llr_max; punctured and untransmitted bits 0, fillers +llr_max.
+        """
         c = self.code
         if llr.ndim != 2 or llr.shape[1] != c.n:
             raise ValueError(f"decoder input shape {llr.shape} is not [N, {c.n}]")
-        num = llr.shape[0]
+        l_ch = np.zeros((llr.shape[0], c.n_dec), dtype=np.float32) if out is None else out
+        l_ch[:, self.positions] -= llr  # rv-0 positions are distinct: plain fancy indexing
+        np.clip(l_ch, -self.llr_max, self.llr_max, out=l_ch)
+        l_ch[:, c.k:c.k_ldpc] = self.llr_max  # filler bits are known zeros
+        return l_ch
+
+    def decode_llrs(self, l_ch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Decode internal channel LLRs (the output of :meth:`recover`).
+
+        Input
+        -----
+        l_ch : [N, n_dec] float32   log p(0)/p(1) per mother-code bit
+
+        Output
+        ------
+        u_hat : [N, k] uint8, iterations : [N] int32
+        """
+        c = self.code
+        if l_ch.ndim != 2 or l_ch.shape[1] != c.n_dec:
+            raise ValueError(f"decoder input shape {l_ch.shape} is not [N, {c.n_dec}]")
+        num = l_ch.shape[0]
         u_hat = np.empty((num, c.k), dtype=np.uint8)
         iters = np.empty(num, dtype=np.int32)
         _decode_batch(
-            np.ascontiguousarray(llr, dtype=np.float32), self._deint, c.k, c.k_ldpc, c.z,
-            c.n_dec, c.num_layers, c.layer_ptr, c.edge_col, c.edge_shift,
-            self.num_iter, np.float32(self.offset), np.float32(self.llr_max), u_hat, iters,
+            np.ascontiguousarray(l_ch, dtype=np.float32), c.k, c.z, c.n_dec, c.num_layers,
+            c.layer_ptr, c.edge_col, c.edge_shift, self.num_iter, np.float32(self.offset),
+            np.float32(self.llr_max), u_hat, iters,
         )
         return u_hat, iters
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def _assemble(llr, deint, k, k_ldpc, z, llr_max, L):
-    """Rate recovery: transmitted logits -> internal LLRs on the mother code (as Sionna).
+def _load_doubled(l_ch, z, L):
+    """Copy one codeword's internal LLRs into the *doubled* APP layout.
 
-    ``L`` is the *doubled* APP layout: column block c occupies ``L[2cz : 2cz + 2z]`` and
-    holds its z values twice, so the cyclically shifted window a check row reads,
-    ``(i + s) % z`` for i < z, is the contiguous slice ``[2cz + s, 2cz + s + z)``.
+    Column block c occupies ``L[2cz : 2cz + 2z]`` and holds its z values twice, so the
+    cyclically shifted window a check row reads, ``(i + s) % z`` for i < z, is the
+    contiguous slice ``[2cz + s, 2cz + s + z)``.
     """
-    L[:] = 0.0
-    n = llr.shape[0]
-    for q in range(n):
-        v = -llr[deint[q]]
-        v = min(max(v, -llr_max), llr_max)
-        pos = q + 2 * z
-        if pos >= k:
-            pos += k_ldpc - k
-        _put(L, pos, z, v)
-    for pos in range(k, k_ldpc):
-        _put(L, pos, z, llr_max)  # filler bits are known zeros
-
-
-@numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
-def _put(L, pos, z, v):
-    c, i = pos // z, pos % z
-    L[2 * c * z + i] = v
-    L[2 * c * z + z + i] = v
+    for c in range(l_ch.shape[0] // z):
+        for i in range(z):
+            v = l_ch[c * z + i]
+            L[2 * c * z + i] = v
+            L[2 * c * z + z + i] = v
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False, fastmath=True)
@@ -429,7 +477,7 @@ def _layer_update(L, R, T, m1, m2, idx, sg, e0, e1, edge_col, edge_shift, z, off
     """One layer (Z parallel checks) of layered min-sum, vectorised over the Z rows.
 
     Row i of the layer reads APP ``(i + s) % z`` of each edge's column block: one
-    contiguous window of the doubled layout (see ``_assemble``); after the update the
+    contiguous window of the doubled layout (see ``_load_doubled``); after the update the
     twin copy of the window is refreshed with two block copies. Inner loops index views
     with the bare counter and load unconditionally, which lets LLVM vectorise them.
     T keeps the exact extrinsic sum L - R (so the APP stays llr + sum of c2v); only the
@@ -517,14 +565,14 @@ def _sign_prod(par, v):
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def _decode_batch(llr, deint, k, k_ldpc, z, n_dec, num_layers, layer_ptr, edge_col,
+def _decode_batch(l_ch, k, z, n_dec, num_layers, layer_ptr, edge_col,
                   edge_shift, num_iter, offset, llr_max, u_hat, iters):
-    """Decode each row of llr (logits) into u_hat; iters[b] = iterations run."""
+    """Decode each row of l_ch (internal LLRs) into u_hat; iters[b] = iterations run."""
     num_edges = layer_ptr[num_layers]
     dmax = 0
     for layer in range(num_layers):
         dmax = max(dmax, layer_ptr[layer + 1] - layer_ptr[layer])
-    for b in range(llr.shape[0]):
+    for b in range(l_ch.shape[0]):
         L = np.empty(2 * n_dec, dtype=np.float32)
         R = np.zeros((num_edges, z), dtype=np.float32)
         T = np.empty((dmax, z), dtype=np.float32)
@@ -532,7 +580,7 @@ def _decode_batch(llr, deint, k, k_ldpc, z, n_dec, num_layers, layer_ptr, edge_c
         m2 = np.empty(z, dtype=np.float32)
         idx = np.empty(z, dtype=np.int32)
         sg = np.empty(z, dtype=np.float32)
-        _assemble(llr[b], deint, k, k_ldpc, z, llr_max, L)
+        _load_doubled(l_ch[b], z, L)
         it = 0
         while it < num_iter:
             for layer in range(num_layers):

@@ -35,12 +35,12 @@ from tqdm import tqdm
 
 from semcomm.data import build_dataset
 from semcomm.data.types import NUM_CLASSES, VOID
-from semcomm.segmentation.model import FORMAT, SegNet, SegNetConfig
+from semcomm.segmentation.model import FORMAT, JudgeNet, SegNet, SegNetConfig, build_net
 from semcomm.segmentation.scoring import confusion, iou_from_confusion
 
 #: section -> key -> default; every key of a config must appear here.
 DEFAULTS: dict[str, Any] = {
-    "model": {"widths": [24, 48, 64, 128], "blocks8": 2, "blocks16": 4},
+    "model": {"widths": [24, 48, 64, 128], "blocks8": 2, "blocks16": 4, "arch": "segnet"},
     "data": {"dataset": "streetscenes", "size": [128, 256], "seed": 0, "root": None,
              "split": "train", "val_split": "val"},
     "train": {"steps": 9000, "batch": 8, "lr": 0.004, "weight_decay": 1e-4, "jpeg_prob": 0.5,
@@ -205,7 +205,7 @@ def evaluate(
 
 
 def export_weights(
-    model: SegNet,
+    model: SegNet | JudgeNet,
     path: str | Path,
     meta: dict[str, Any],
     class_weight: torch.Tensor | None = None,
@@ -279,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
     (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     torch.manual_seed(t["seed"])
     train_ds, val_ds = _datasets(cfg)
-    model = SegNet(SegNetConfig.from_dict(cfg["model"])).to(device)
+    model = build_net(SegNetConfig.from_dict(cfg["model"])).to(device)
     opt = torch.optim.AdamW(
         model.parameters(), lr=float(t["lr"]), weight_decay=float(t["weight_decay"])
     )

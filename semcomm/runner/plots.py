@@ -247,8 +247,9 @@ def gallery_plot(run_dir: Path, rows: list[dict[str, Any]], snrs: list[float],
                 axes[row][col].imshow(np.asarray(Image.open(path)))
                 where = "error-free" if snr is None else f"{snr:g} dB"
                 axes[row][col].set_title(f"{codec} {rate} {where}", fontsize=6)
-    if link is not None:
-        fig.suptitle(link, fontsize=8)
+    if link is not None and len(cols) > 1:  # beside the original (a suptitle leaves a gap)
+        axes[0][1].text(0.0, 0.5, f"link: {link}", fontsize=8, va="center",
+                        transform=axes[0][1].transAxes)
     return _save(fig, out_dir or run_dir, gallery_stem(link),
                  cfg.model_copy(update={"title": None}))
 

@@ -214,7 +214,7 @@ def test_report_is_self_contained_with_everything(run_dir: Path, tmp_path: Path)
     imgs = [v for tag, _, v in parser.refs if tag == "img"]
     # 4 curve figures + one gallery per link, all inlined.
     assert len(imgs) == 4 + len(LINKS)
-    assert all(v.startswith("data:image/png;base64,") for v in imgs)
+    assert all(v.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for v in imgs)
     assert all(v.startswith(("data:", "#")) for _, _, v in parser.refs), parser.refs
     assert "script" not in parser.tags and "link" not in parser.tags
     assert not re.search(r"https?://", text)

@@ -160,9 +160,13 @@ def run_plot(args: argparse.Namespace) -> int:
         cfg = PlotsConfig.model_validate(merged)
     except ValidationError as err:
         first = err.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        msg = first["msg"].removeprefix("Value error, ").lstrip("@")
-        print(f"semcomm plot: plots.{where}: {msg}", file=sys.stderr)
+        where = "plots." + ".".join(str(x) for x in first["loc"])
+        msg = first["msg"].removeprefix("Value error, ")
+        if msg.startswith("@"):  # the validator named the exact key path
+            where, msg = msg[1:].split(": ", 1)
+        elif "input" in first and first["type"] != "missing":
+            msg += f" (got {first['input']!r})"
+        print(f"semcomm plot: {where}: {msg}", file=sys.stderr)
         return 2
     except (ConfigError, ValueError) as err:
         print(f"semcomm plot: {err}", file=sys.stderr)
@@ -173,7 +177,7 @@ def run_plot(args: argparse.Namespace) -> int:
     if args.out is None:
         from semcomm.runner.report import write_report
 
-        print(write_report(args.run_dir))
+        print(write_report(args.run_dir, title=cfg.title))
     return 0
 
 

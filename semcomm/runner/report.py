@@ -164,11 +164,12 @@ _CAPTIONS = {
 }
 
 
-def render(run_dir: Path, summary: dict[str, Any]) -> str:
-    """The HTML text of the report of ``run_dir``."""
+def render(run_dir: Path, summary: dict[str, Any], title: str | None = None) -> str:
+    """The HTML text of the report of ``run_dir``; ``title`` defaults to the run's
+    ``plots.title``, else the experiment name."""
     rows, config = summary["rows"], summary["config"]
     name = str(summary.get("experiment", config.get("name", "run")))
-    title = (config.get("plots") or {}).get("title") or name
+    title = title or (config.get("plots") or {}).get("title") or name
     curves = [_figure(run_dir / f"{stem}.png", _CAPTIONS[stem]) for stem in CURVE_STEMS
               if (run_dir / f"{stem}.png").is_file()]
     links = list(dict.fromkeys(r["link"] for r in rows if r["kind"] == "link")) or [None]
@@ -197,12 +198,12 @@ def render(run_dir: Path, summary: dict[str, Any]) -> str:
             f"{body}</body></html>\n")
 
 
-def write_report(run_dir: Path, out: Path | None = None) -> Path:
+def write_report(run_dir: Path, out: Path | None = None, title: str | None = None) -> Path:
     """Write ``report.html`` (default ``run_dir/report.html``); returns its path."""
     run_dir = Path(run_dir)
     summary = load_summary(run_dir)
     path = out or run_dir / "report.html"
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(render(run_dir, summary), encoding="utf-8")
+    tmp.write_text(render(run_dir, summary, title), encoding="utf-8")
     tmp.replace(path)
     return path

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -35,6 +34,7 @@ links: [{modulation: qpsk, code_rate: 0.5, channel: [awgn, rayleigh-block]}]
 snr: {esno_db: [-6, 1, 8]}
 failure: {policy: mean, mean_images: 2}
 metrics: {bootstrap: 50}
+plots: {formats: [png, svg], labels: {snr: "SNR per symbol [dB]"}}
 """
 LINKS = ("qpsk-ldpc0.5-awgn", "qpsk-ldpc0.5-rayleigh-block")
 
@@ -86,6 +86,7 @@ def test_one_style_per_codec_zero_errors_and_legend_outside(
     figures = _capture_figures(monkeypatch)
     replot(run_dir)
     assert {"miou_vs_snr", "psnr_vs_snr", "bler_vs_snr", "miou_vs_bpp"} <= set(figures)
+    assert figures["miou_vs_snr"].axes[0].get_xlabel() == "SNR per symbol [dB]"  # plots:
     seen: dict[str, set[tuple[Any, str]]] = {}
     for stem in ("miou_vs_snr", "psnr_vs_snr", "bler_vs_snr", "miou_vs_bpp"):
         for ax in figures[stem].axes:
@@ -131,6 +132,8 @@ def test_gallery_per_link_with_error_free_column(run_dir: Path) -> None:
         for snr in ("snr-6", "snr1", "snr8"):
             assert (run_dir / "gallery" / f"000_webp_bpp=1_{link}_{snr}.png").is_file()
     assert (run_dir / "gallery" / "000_webp_bpp=1_none_errorfree.png").is_file()
+    # The run's plots: section chose the formats.
+    assert (run_dir / "miou_vs_snr.svg").is_file() and not list(run_dir.glob("*.pdf"))
     assert not list((run_dir / "gallery").glob("*.tmp*"))
 
 
@@ -163,32 +166,41 @@ def test_plots_section_is_validated(tmp_path: Path) -> None:
         load_experiment(cfg)
 
 
-def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "semcomm", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``semcomm ARGS`` in this process: (exit status, stdout, stderr)."""
+    from semcomm.cli import main
+
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
-def test_semcomm_plot_restyles_a_finished_run(run_dir: Path, tmp_path: Path) -> None:
+def test_semcomm_plot_restyles_a_finished_run(run_dir: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
     before = (copy / "miou_vs_snr.png").read_bytes()
     style = tmp_path / "paper.yaml"
     style.write_text("plots: {title: Paper figure, figsize: [3.0, 2.5], dpi: 80}\n")
-    res = _cli("plot", str(copy), "--plots", str(style), "--label", "snr=SNR (dB)",
-               "--format", "png")
-    assert res.returncode == 0, res.stderr
+    code, out, err = _cli(capsys, "plot", str(copy), "--plots", str(style), "--label",
+                          "snr=SNR (dB)", "--format", "png")
+    assert code == 0, err
     after = copy / "miou_vs_snr.png"
     assert after.read_bytes() != before
     # Two panels of 3.0 x 2.5 inches at 80 dpi (+ legend): narrower than the default.
     w_before = Image.open(run_dir / "miou_vs_snr.png").size[0]
     assert Image.open(after).size[0] < 0.6 * w_before
-    assert "report.html" in res.stdout
-    res = _cli("plot", str(copy), "--label", "nope=x")
-    assert res.returncode == 2 and res.stderr.count("\n") == 1
-    assert "unknown label key" in res.stderr, res.stderr
-    res = _cli("plot", str(tmp_path))
-    assert res.returncode == 2 and "no summary.json" in res.stderr
+    assert "report.html" in out and "Paper figure" in (copy / "report.html").read_text()
+    code, _, err = _cli(capsys, "plot", str(copy), "--label", "nope=x")
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("semcomm plot: plots.labels.nope: unknown label key; "
+                          "valid keys: snr, bpp, miou, psnr, bler"), err
+    code, _, err = _cli(capsys, "plot", str(copy), "--figsize", "0", "3")
+    assert code == 2
+    assert err.startswith("semcomm plot: plots.figsize.0: Input should be greater "
+                          "than 0 (got 0.0)"), err
+    code, _, err = _cli(capsys, "plot", str(tmp_path))
+    assert code == 2 and "no summary.json" in err
 
 
 # --------------------------------------------------------------------------- report
@@ -207,7 +219,8 @@ class _Refs(HTMLParser):
                 self.refs.append((tag, key, value))
 
 
-def test_report_is_self_contained_with_everything(run_dir: Path, tmp_path: Path) -> None:
+def test_report_is_self_contained_with_everything(run_dir: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
     text = (run_dir / "report.html").read_text()
     parser = _Refs()
     parser.feed(text)
@@ -225,8 +238,8 @@ def test_report_is_self_contained_with_everything(run_dir: Path, tmp_path: Path)
     assert seg_sha in text
     # `semcomm report` rewrites it from the run folder alone.
     out = tmp_path / "r.html"
-    res = _cli("report", str(run_dir), "--out", str(out))
-    assert res.returncode == 0, res.stderr
+    code, _, err = _cli(capsys, "report", str(run_dir), "--out", str(out))
+    assert code == 0, err
     assert out.read_text().replace(str(out), "") == text.replace(str(run_dir / "report.html"), "")
 
 

@@ -99,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
         return 130
     if not args.quiet:
         print(table(result.rows))
-    print(f"results: {result.run_dir}  ({result.wall_s:.1f} s)")
     print(f"report:  {result.run_dir / 'report.html'}")
+    print(f"results: {result.run_dir}  ({result.wall_s:.1f} s)")
     return 0
 
 

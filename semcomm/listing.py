@@ -56,7 +56,7 @@ def checkpoints(folder: Path = ASSETS) -> list[tuple[str, str]]:
     out = []
     for path in sorted(folder.glob("*.pt")):
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        out.append((str(path), f"{path.stat().st_size / 1e6:.1f} MB  sha256 {digest}"))
+        out.append((str(path), f"{path.stat().st_size / 1e6:5.1f} MB  sha256 {digest}"))
     return out
 
 

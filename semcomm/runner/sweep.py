@@ -205,15 +205,12 @@ def _fallback_image(exp: Experiment, samples: list[Sample]) -> np.ndarray:
 
 def _payload_path(run_dir: Path, codec: str, i: int, rate: RatePoint) -> Path:
     tag = f"bpp{rate.bpp!r}" if rate.bpp is not None else f"knob{rate.knob!r}"
-    return run_dir / "payloads" / _safe(codec) / f"{i:06d}_{tag}.json"
+    return run_dir / "payloads" / safe_name(codec) / f"{i:06d}_{tag}.json"
 
 
 def safe_name(text: str) -> str:
     """``text`` with every character but letters, digits and ``-_.=`` replaced by ``_``."""
     return "".join(ch if ch.isalnum() or ch in "-_.=" else "_" for ch in text)
-
-
-_safe = safe_name
 
 
 class Encoder:
@@ -341,9 +338,9 @@ def gallery_path(run_dir: Path, codec: str, rate: str, link: str | None, snr: fl
     error-free image of a bpp or knob rate (the same on every link)."""
     snr_tag = "errorfree" if snr is None else f"snr{snr:g}"
     per_link = snr is not None or rate.startswith("cu/px")
-    link_tag = _safe(link) if per_link and link is not None else "none"
+    link_tag = safe_name(link) if per_link and link is not None else "none"
     return (run_dir / "gallery"
-            / f"{i:03d}_{_safe(codec)}_{_safe(rate)}_{link_tag}_{snr_tag}.png")
+            / f"{i:03d}_{safe_name(codec)}_{safe_name(rate)}_{link_tag}_{snr_tag}.png")
 
 
 def _save_line_features(ctx: Context, line: dict[str, Any], image: np.ndarray) -> None:

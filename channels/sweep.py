@@ -13,10 +13,10 @@ is narrower than the truth; use the BLER interval to judge significance.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -50,19 +50,21 @@ class SweepPoint:
 
 
 def wilson_interval(errors: int, trials: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (95% for the default z).
-
-    Returns (0, 1) when ``trials`` is 0.
+    """Wilson score interval for a binomial proportion (95% for the default z), by
+    ``scipy.stats.binomtest(...).proportion_ci(method="wilson")`` at the confidence of
+    ``z`` (two-sided). Returns (0, 1) when ``trials`` is 0; the lower bound is 0 at
+    zero errors.
     """
+    from scipy.stats import binomtest
+
     if trials < 0 or not 0 <= errors <= max(trials, 0):
         raise ValueError(f"need 0 <= errors <= trials, got errors={errors}, trials={trials}")
     if trials == 0:
         return 0.0, 1.0
-    p = errors / trials
-    z2 = z * z
-    centre = (p + z2 / (2 * trials)) / (1 + z2 / trials)
-    half = z * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials)) / (1 + z2 / trials)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    confidence = 2.0 * NormalDist().cdf(z) - 1.0
+    ci = binomtest(int(errors), int(trials)).proportion_ci(confidence_level=confidence,
+                                                           method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def ebno_db_of(cfg: LinkConfig, esno_db: float) -> float:

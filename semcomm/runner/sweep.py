@@ -21,6 +21,8 @@ from __future__ import annotations
 import base64
 import json
 import multiprocessing
+import os
+import secrets
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -203,10 +205,11 @@ def _fallback_image(exp: Experiment, samples: list[Sample]) -> np.ndarray:
 
 def _payload_path(run_dir: Path, codec: str, i: int, rate: RatePoint) -> Path:
     tag = f"bpp{rate.bpp!r}" if rate.bpp is not None else f"knob{rate.knob!r}"
-    return run_dir / "payloads" / _safe(codec) / f"{i:06d}_{tag}.json"
+    return run_dir / "payloads" / safe_name(codec) / f"{i:06d}_{tag}.json"
 
 
-def _safe(text: str) -> str:
+def safe_name(text: str) -> str:
+    """``text`` with every character but letters, digits and ``-_.=`` replaced by ``_``."""
     return "".join(ch if ch.isalnum() or ch in "-_.=" else "_" for ch in text)
 
 
@@ -292,7 +295,7 @@ def phase_one(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm) -> None:
             line = _base_line("original", "original", "-", "none", None, i, 0, sample)
             line.update(_quality_fields(ctx, i, sample.image, s_hat, None))
             store.append([line])
-        _save_gallery(ctx, "original", "-", None, i, sample.image)
+        _save_gallery(ctx, "original", "-", None, None, i, sample.image)
         ctx.evaluator.save_features(sample.image, ctx.run_dir / "features" / f"original_{i}.npy")
         lines = []
         for codec, spec, link in error_free_specs(ctx):
@@ -308,27 +311,36 @@ def phase_one(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm) -> None:
             line.update({"status": rec.status, "error": rec.error})
             line.update(_quality_fields(ctx, i, rec.image, s_hat, rec.labels))
             lines.append(line)
-            _save_gallery(ctx, codec, rate.label, None, i, rec.image)
+            # A bandwidth ratio's error-free image depends on the link (its byte budget).
+            _save_gallery(ctx, codec, spec.label if link else rate.label, link, None, i,
+                          rec.image)
             _save_line_features(ctx, line, rec.image)
         store.append(lines)
         bar.update(1)
 
 
-def _save_gallery(ctx: Context, codec: str, rate: str, snr: float | None, i: int,
-                  image: np.ndarray) -> None:
+def _save_gallery(ctx: Context, codec: str, rate: str, link: str | None, snr: float | None,
+                  i: int, image: np.ndarray) -> None:
     if i >= ctx.exp.gallery_images:
         return
-    path = gallery_path(ctx.run_dir, codec, rate, snr, i)
+    path = gallery_path(ctx.run_dir, codec, rate, link, snr, i)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.png")
+        # A temporary name unique to this process and call, then an atomic rename.
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp.png")
         Image.fromarray(image).save(tmp)
         tmp.replace(path)
 
 
-def gallery_path(run_dir: Path, codec: str, rate: str, snr: float | None, i: int) -> Path:
+def gallery_path(run_dir: Path, codec: str, rate: str, link: str | None, snr: float | None,
+                 i: int) -> Path:
+    """``gallery/<image>_<codec>_<rate>_<link>_<snr>.png``; the link is ``none`` for an
+    error-free image of a bpp or knob rate (the same on every link)."""
     snr_tag = "errorfree" if snr is None else f"snr{snr:g}"
-    return run_dir / "gallery" / f"{i:03d}_{_safe(codec)}_{_safe(rate)}_{snr_tag}.png"
+    per_link = snr is not None or rate.startswith("cu/px")
+    link_tag = safe_name(link) if per_link and link is not None else "none"
+    return (run_dir / "gallery"
+            / f"{i:03d}_{safe_name(codec)}_{safe_name(rate)}_{link_tag}_{snr_tag}.png")
 
 
 def _save_line_features(ctx: Context, line: dict[str, Any], image: np.ndarray) -> None:
@@ -383,7 +395,7 @@ def _transmit_lines(ctx: Context, enc: Encoder, pt: Point,
         line.update(_quality_fields(ctx, i, rec.image, s_hat, rec.labels))
         out[(i, r)] = line
         if r == 0:
-            _save_gallery(ctx, pt.codec, pt.rate.label, pt.snr_db, i, rec.image)
+            _save_gallery(ctx, pt.codec, pt.rate.label, pt.link, pt.snr_db, i, rec.image)
         _save_line_features(ctx, line, rec.image)
     return out
 
@@ -429,10 +441,13 @@ _WORKER: tuple[Context, Encoder] | None = None
 
 
 def _worker_init(config: dict[str, Any], run_dir: str) -> None:
-    import os
+    import signal
 
     import torch
 
+    # Ctrl-C reaches the whole process group: the parent alone handles it (it ends the
+    # pool and prints the resume command); workers would only print tracebacks.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
     global _WORKER

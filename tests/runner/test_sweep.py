@@ -60,9 +60,10 @@ def test_outputs_and_same_seed_same_numbers(tmp_path: Path) -> None:
     exp = load_experiment(tiny(tmp_path))
     a = run_experiment(exp, tmp_path / "a", progress=False)
     b = run_experiment(exp, tmp_path / "b", progress=False)
-    for name in ("config.yaml", "points.jsonl", "summary.csv", "summary.json", "gallery.png",
-                 "gallery.pdf", "miou_vs_snr.png", "miou_vs_snr.pdf", "psnr_vs_snr.png",
-                 "bler_vs_snr.pdf", "miou_vs_bpp.png"):
+    for name in ("config.yaml", "points.jsonl", "summary.csv", "summary.json", "report.html",
+                 "gallery_qpsk-ldpc0.5-awgn.png", "gallery_qpsk-ldpc0.5-awgn.pdf",
+                 "miou_vs_snr.png", "miou_vs_snr.pdf", "psnr_vs_snr.png", "bler_vs_snr.pdf",
+                 "miou_vs_bpp.png"):
         assert (a.run_dir / name).is_file(), name
     assert (a.run_dir / "summary.csv").read_text() == (b.run_dir / "summary.csv").read_text()
     lines = read_lines(a.run_dir)

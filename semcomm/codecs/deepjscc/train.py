@@ -13,8 +13,9 @@
 Every draw of step s depends on (seed, s) only, so a run resumed from ``ckpt.pt`` is
 the run that was never stopped (bit for bit on a CPU; ``tests/codecs/deepjscc``).
 ``--max-seconds T`` trains for a fixed wall time: over the second half of the warm-up
-(where the schedule does not depend on ``steps``) it measures the step rate, fixes ``steps`` (stored in the checkpoint, so a resume keeps the schedule)
-and stops at T at the latest.
+(where the schedule does not depend on ``steps``) it measures the step rate, fixes
+``steps`` (stored in the checkpoint, so a resume keeps the schedule) and stops at T at
+the latest.
 
 TODO(issue 18): move onto the shared training engine once it lands; this loop, the
 checkpoint layout and the resume logic are what it replaces.
@@ -33,6 +34,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,7 +115,7 @@ class StepSampler(torch.utils.data.Sampler[list[int]]):
     def __init__(self, cfg: DeepJSCCConfig, start: int) -> None:
         self.cfg, self.start = cfg, start
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[list[int]]:
         step = self.start
         while True:
             yield draw_step(self.cfg, step).indices
@@ -217,9 +219,7 @@ def train(cfg: DeepJSCCConfig, out: Path, device: str = "cpu", workers: int = 0,
         if cfg.train.val_images else torch.zeros(0, 3, 1, 1)
     loader = torch.utils.data.DataLoader(
         SceneImages(cfg), batch_sampler=StepSampler(cfg, step), num_workers=workers,
-        pin_memory=device.startswith("cuda"), **({"prefetch_factor": 4,
-                                                  "persistent_workers": False}
-                                                 if workers else {}))
+        pin_memory=device.startswith("cuda"), prefetch_factor=4 if workers else None)
     start, probe_t0 = time.monotonic(), None
     probe_end = max(2, cfg.train.warmup_steps)  # rate measured over the warm-up's 2nd half
     probe_start = probe_end // 2

@@ -39,11 +39,12 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
 from semcomm.codecs.base import (
+    AnalogCodec,
     Codec,
     Payload,
     RatePoint,
@@ -103,7 +104,7 @@ class Received:
 class Transmitter:
     """x, s -> Encoded (codec rate control; flags unreachable bpp targets)."""
 
-    def __init__(self, codec: Codec) -> None:
+    def __init__(self, codec: Codec | AnalogCodec) -> None:
         self.codec = codec
 
     def encode(self, image: np.ndarray, labels: np.ndarray | None, rate: RatePoint) -> Encoded:
@@ -116,13 +117,13 @@ class Transmitter:
         return Encoded(payload=payload, rate=rate, unreachable=unreachable)
 
 
-def sends_symbols(codec: Codec) -> bool:
+def sends_symbols(codec: Codec | AnalogCodec) -> bool:
     """True for analog codecs, whose payload is complex channel symbols
     (``payload_kind = "symbols"``), sent over ``channels.analog`` instead of the link."""
     return getattr(codec, "payload_kind", "bytes") == "symbols"
 
 
-def conceals_losses(codec: Codec) -> bool:
+def conceals_losses(codec: Codec | AnalogCodec) -> bool:
     """True when ``codec`` decodes around CRC-lost byte ranges itself (its decoder is
     given them whatever the failure policy)."""
     return bool(getattr(codec, "conceals_losses", False))
@@ -146,7 +147,8 @@ class DecodeCache:
         self._bytes = 0
         self.hits = self.misses = 0
 
-    def decode(self, key: str, codec: Codec, payload: ReceivedPayload) -> Reconstruction:
+    def decode(self, key: str, codec: Codec | AnalogCodec, payload: ReceivedPayload
+               ) -> Reconstruction:
         """``codec.decode(payload)``, from the cache when ``key`` (the codec's name in the
         run) already decoded these exact bytes, shape and lost ranges."""
         ident = (key, hashlib.blake2b(payload.data, digest_size=16).digest(),
@@ -187,7 +189,7 @@ class Receiver:
         Shared decode cache (the runner's), with ``cache_key`` naming the codec in it.
     """
 
-    def __init__(self, codec: Codec, policy: str, fallback: np.ndarray,
+    def __init__(self, codec: Codec | AnalogCodec, policy: str, fallback: np.ndarray,
                  cache: DecodeCache | None = None, cache_key: str | None = None) -> None:
         if policy not in FAILURE_POLICIES:
             raise ValueError(f"failure policy {policy!r} must be one of {FAILURE_POLICIES}")
@@ -261,7 +263,7 @@ def send_symbols(channel: Any, encoded: Sequence[Encoded], esno_db: float,
     return channel.transmit(symbols, esno_db, list(seeds))
 
 
-def run_pipeline(transmitter: Transmitter, receiver: Receiver, link: LinkLike,
+def run_pipeline(transmitter: Transmitter, receiver: Receiver, link: LinkLike | Any,
                  images: Sequence[np.ndarray], labels: Sequence[np.ndarray | None],
                  rate: RatePoint, esno_db: float, seeds: Sequence[int]) -> list[Received]:
     """The whole chain for a batch of images, one stage per line (no caching).
@@ -275,6 +277,6 @@ def run_pipeline(transmitter: Transmitter, receiver: Receiver, link: LinkLike,
         return [receiver.receive_symbols(r.symbols, r.noise_var, esno_db, e.payload.shape,
                                           r.equaliser)
                 for e, r in zip(encoded, analog, strict=True)]
-    results = send(link, encoded, esno_db, seeds)
+    results = send(cast(LinkLike, link), encoded, esno_db, seeds)
     return [receiver.receive(r.data.tobytes(), e.payload.shape, r.lost_ranges)
             for e, r in zip(encoded, results, strict=True)]

@@ -20,7 +20,7 @@ Analog codecs (class attribute ``payload_kind = "symbols"``, e.g. DeepJSCC) enco
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -224,4 +224,21 @@ class Codec(Protocol):
 
     def decode(self, received: ReceivedPayload) -> Reconstruction:
         """Never raises on corrupt input: returns ``Reconstruction(ok=False, ...)``."""
+        ...
+
+
+@runtime_checkable
+class AnalogCodec(Protocol):
+    """A codec whose payload is complex channel symbols (``payload_kind = "symbols"``)."""
+
+    name: str
+    payload_kind: str
+
+    def encode(self, image: np.ndarray, labels: np.ndarray | None, rate: RatePoint
+               ) -> SymbolPayload:
+        """image: [H, W, 3] uint8 -> symbols with mean power 1."""
+        ...
+
+    def decode(self, received: Any) -> Reconstruction:
+        """ReceivedSymbols -> Reconstruction; never raises (anything else: ok=False)."""
         ...

@@ -213,7 +213,7 @@ def train(cfg: DeepJSCCConfig, out: Path, device: str = "cpu", workers: int = 0,
     cfg, step, meta = _resume(out, cfg, model, opt, device)
     timed = max_seconds is not None and not meta.get("steps_fixed", False)
     log = out / "log.jsonl"
-    truncate_log(log, step)
+    truncate_log(log, step + 1)  # lines carry the count of steps done: keep <= step
     val = torch.stack([SceneImages(cfg, "val", cfg.train.val_images)[i]
                        for i in range(cfg.train.val_images)]).to(device) \
         if cfg.train.val_images else torch.zeros(0, 3, 1, 1)

@@ -9,19 +9,22 @@
 # validation PSNR per step). The training loop runs DEEPJSCC_SECONDS (default 150) of
 # wall time; start-up (imports, CUDA, 8 validation images) adds ~10-20 s.
 # Images are rendered by the built-in StreetScenes generator in DataLoader workers
-# (DEEPJSCC_WORKERS, default 15). Needs python with torch (CUDA), numpy, PyYAML.
+# (DEEPJSCC_WORKERS, default 15). Needs python with torch (CUDA), numpy, scipy, Pillow,
+# PyYAML. Dry run on a CPU: DEEPJSCC_DEVICE=cpu DEEPJSCC_SECONDS=10 PYTHON=python3 ...
 set -euo pipefail
 : "${OUT:?set OUT to the output folder}"
 PY="${PYTHON:-python3.12}"
 SECS="${DEEPJSCC_SECONDS:-150}"
 WORKERS="${DEEPJSCC_WORKERS:-15}"
+DEVICE="${DEEPJSCC_DEVICE:-cuda}"
 cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=1  # per worker process; the GPU does the network
-"$PY" -c 'import torch; assert torch.cuda.is_available(), "no CUDA device"; print(torch.__version__, torch.cuda.get_device_name(0))' \
+"$PY" -c 'import sys, torch; print(sys.version.split()[0], torch.__version__,
+    torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA")' \
     2>&1 | tee "$OUT/deepjscc_train.log"
 "$PY" -m semcomm.codecs.deepjscc.train --config configs/deepjscc_gpu.yaml \
-    --out "$OUT/run" --device cuda --workers "$WORKERS" --max-seconds "$SECS" \
+    --out "$OUT/run" --device "$DEVICE" --workers "$WORKERS" --max-seconds "$SECS" \
     2>&1 | tee -a "$OUT/deepjscc_train.log"
 cp "$OUT/run/model.pt" "$OUT/deepjscc_0.25.pt"
 cp "$OUT/run/log.jsonl" "$OUT/deepjscc_log.jsonl"

@@ -1,7 +1,7 @@
 """Where the analog curve crosses the digital ones: SNRs from a run's summary.csv.
 
     python scripts/deepjscc_crossings.py results/analog_vs_digital/<run>/summary.csv \
-        [--analog deepjscc] [--metric miou psnr]
+        [--analog deepjscc] [--metric miou psnr] [--table]
 
 For each (link, rate, digital codec, metric) it prints every Es/N0 at which
 ``analog - digital`` changes sign between two neighbouring SNR points, linearly
@@ -44,11 +44,39 @@ def crossings(a: list[tuple[float, float]], d: list[tuple[float, float]]
     return out
 
 
+def table(path: Path, metric: str, snrs: list[float]) -> None:
+    """Markdown table of ``metric``: rows (codec, rate), columns link x SNR."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    links = list(dict.fromkeys(r["link"] for r in rows if r["kind"] == "link"))
+    cols = [(link, s) for link in links for s in snrs]
+    fmt = "{:.3f}" if metric in ("miou", "pixel_acc", "ms_ssim") else "{:.1f}"
+    short = {link: link.rsplit("-", 1)[-1] if link.endswith("awgn") else
+             "-".join(link.split("-")[-2:]) for link in links}
+    print("| codec | rate | cu/px sent | error-free | "
+          + " | ".join(f"{short[link]} {s:g} dB" for link, s in cols) + " |")
+    print("|---" * (4 + len(cols)) + "|")
+    point = {(r["codec"], r["rate"], r["link"], float(r["snr_db"])): r for r in rows
+             if r["kind"] == "link"}
+    pairs = list(dict.fromkeys((c, r) for c, r, _, _ in point))
+    errfree = [r for r in rows if r["kind"] == "error-free"]
+    for codec, rate in pairs:
+        mine = [r for r in errfree if r["codec"] == codec]
+        k = [p[1] for p in pairs if p[0] == codec].index(rate)
+        ef = fmt.format(float(mine[k][metric])) if k < len(mine) else ""
+        sent = point.get((codec, rate, links[0], snrs[-1]), {}).get("cu_per_pixel", "")
+        vals = [point.get((codec, rate, link, s), {}).get(metric, "") for link, s in cols]
+        print(f"| {codec} | {rate} | {float(sent):.4g} | {ef} | "
+              + " | ".join(fmt.format(float(v)) if v else "" for v in vals) + " |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("summary", type=Path)
     parser.add_argument("--analog", default="deepjscc")
     parser.add_argument("--metric", nargs="+", default=["miou", "psnr"])
+    parser.add_argument("--table", action="store_true", help="also print the docs tables")
+    parser.add_argument("--snrs", type=float, nargs="+", default=[0, 4, 6, 8, 10, 20])
     args = parser.parse_args(argv)
     if not args.summary.is_file():
         print(f"error: {args.summary} not found", file=sys.stderr)
@@ -70,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"{args.analog} ahead" if a[0][1] > dict(d).get(a[0][0], math.inf)
                     else f"{other} ahead")
                 print(f"| {metric} | {link} | {rate} | {other} | {text} | {order} |")
+    if args.table:
+        for metric in args.metric:
+            print(f"\n{metric}:\n")
+            table(args.summary, metric, args.snrs)
     return 0
 
 

@@ -87,3 +87,25 @@ def test_config_errors_name_key_and_range() -> None:
         tiny_config(channel_choices=[1, 3])
     with pytest.raises(ValueError, match="channel_probs"):
         tiny_config(channel_probs=[0.5, 0.5, 0.5])
+
+
+def test_training_channel_models_the_analog_path() -> None:
+    """simulate_channel: MMSE gain |h|^2/(|h|^2+no) constant per block for rayleigh-block,
+    1/(1+no) on AWGN, |h|^2 = no g / (1 - g) with mean 1 (Exp(1): 5 standard errors),
+    and z_hat -> z as no -> 0."""
+    from semcomm.codecs.deepjscc.model import simulate_channel
+
+    g = torch.Generator().manual_seed(0)
+    k, blocks = 4096, 16
+    z = torch.ones(4, k, dtype=torch.complex64)
+    snr = torch.tensor([10.0, 10.0, 10.0, 60.0])
+    kinds = ["awgn", "rayleigh-block", "rayleigh-fast", "rayleigh-fast"]
+    z_hat, gain = simulate_channel(z, snr, kinds, k // blocks, g)
+    no = 0.1
+    assert torch.allclose(gain[0], torch.full((k,), 1 / (1 + no)))
+    per_block = gain[1].reshape(blocks, -1)
+    assert torch.all(per_block == per_block[:, :1])
+    h2 = (no * gain[2] / (1 - gain[2])).double()
+    assert abs(float(h2.mean()) - 1.0) < 5 / k ** 0.5
+    close = (z_hat[3] - z[3]).abs() < 2e-2  # all but the deepest fades (|h|^2 << no)
+    assert float(close.float().mean()) > 0.99

@@ -30,6 +30,7 @@ TRAINERS: dict[str, str] = {
     "sqgan": "semcomm.codecs.sqgan.train",
     "amvq": "semcomm.codecs.amvq.train",
     "isc": "semcomm.codecs.isc.train",
+    "deepjscc": "semcomm.codecs.deepjscc.train",
 }
 
 

@@ -182,6 +182,8 @@ def ref_key(codec: str, row: dict[str, Any]) -> tuple[str, str]:
     rate = row["rate"]
     if rate.startswith("cu/px") and row.get("target_bpp") not in (None, ""):
         rate = f"bpp={float(row['target_bpp']):g}"
+    elif rate.startswith("cu/px") and row.get("knob") not in (None, ""):
+        rate = f"knob={float(row['knob']):g}"  # analog codecs: the ratio is their knob
     return codec, rate
 
 

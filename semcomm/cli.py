@@ -17,6 +17,7 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("semcomm.runner.cli", "run a YAML experiment (sweep SNR x rate x codec x link)"),
     "link-sweep": ("channels.cli", "BER/BLER vs SNR of the link alone, with Wilson intervals"),
+    "data": ("semcomm.data.cli", "render StreetScenes training shards once, for reuse"),
 }
 
 #: model name -> module with configure/run for ``semcomm train <model>``.

@@ -33,7 +33,6 @@ from typing import Any, ClassVar, Generic, TypeVar
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from semcomm.codecs.config_schema import config_to_dict
 from semcomm.codecs.learned.data import BatchMaker, StepData, step_loader
@@ -394,9 +393,9 @@ class GANTrainer(Generic[CfgT, ModelT, LossT]):
             warnings.warn(f"resuming {self.run_name} from step {self.step} ({last})",
                           stacklevel=2)
         truncate_log(log_path, self.step)
-        bar = tqdm(total=end, initial=min(self.step, end), disable=not progress,
-                   desc=f"{self.name} {self.run_name}" if self.run_name != self.name
-                   else self.name)
+        bar = _progress_bar(end, min(self.step, end), progress,
+                            f"{self.name} {self.run_name}" if self.run_name != self.name
+                            else self.name)
         with log_path.open("a") as log:
             self._run(end, last, log, bar)
         bar.close()
@@ -427,3 +426,18 @@ class GANTrainer(Generic[CfgT, ModelT, LossT]):
                                  if k in self.progress_keys})
             if self.step % t.save_every == 0 or self.step == end:
                 self.save(last)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None: ...
+    def set_postfix(self, values: dict[str, str]) -> None: ...
+    def close(self) -> None: ...
+
+
+def _progress_bar(total: int, initial: int, progress: bool, desc: str) -> Any:
+    """tqdm when asked for (imported only then: a GPU machine may run without it)."""
+    if not progress:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc)

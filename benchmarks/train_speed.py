@@ -8,10 +8,11 @@
 For every config x worker count x precision, builds that codec's trainer exactly as
 ``semcomm train`` does (the config's model, losses, perceptual term and batch size;
 ``train.data`` replaced by ``--dataset``, default the built-in generator at the config's
-size; an LPIPS perceptual term is replaced by the segmenter-feature one), runs ``--warmup`` untimed steps, then ``--steps`` timed ones through the shared
-DataLoader. Per step: data = time the loop waited for its batch (with 0 workers: the
-whole generation and augmentation), compute = the rest of the step (device synchronised
-on CUDA). Printed: medians over the timed steps, and the data share of the step.
+size; an LPIPS perceptual term is replaced by the segmenter-feature one), runs
+``--warmup`` untimed steps, then ``--steps`` timed ones through the shared DataLoader.
+Per step: data = time the loop waited for its batch (with 0 workers: the whole
+generation and augmentation), compute = the rest of the step (device synchronised on
+CUDA). Printed: medians over the timed steps, and the data share of the step.
 
 One command for a GPU machine (paper configs, 256 x 512, batch 16; about 2-3 minutes)::
 

@@ -1,8 +1,8 @@
 """Training speed of the learned codecs: seconds per step, split into data wait and compute.
 
     python benchmarks/train_speed.py [--configs configs/sqgan_compact.yaml ...]
-        [--device cpu|cuda:0] [--workers 0 8] [--precision fp32 bf16] [--steps 10]
-        [--warmup 3] [--stage img] [--batch-size B] [--set KEY=YAML ...] [--threads T]
+        [--device cpu|cuda:0] [--workers 0 8] [--precision fp32 bf16] [--steps 5]
+        [--warmup 2] [--stage img] [--batch-size B] [--set KEY=YAML ...] [--threads T]
         [--dataset streetscenes|shards] [--data-root DIR] [--channels-last] [--json]
 
 For every config x worker count x precision, builds that codec's trainer exactly as
@@ -117,8 +117,8 @@ def main() -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--workers", type=int, nargs="+", default=[0])
     p.add_argument("--precision", nargs="+", default=["fp32"], choices=("fp32", "bf16"))
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--stage", default="img", choices=("ssm", "img", "all"),
                    help="SQ-GAN stage")
     p.add_argument("--batch-size", type=int, default=None, help="override train.batch_size")

@@ -2,10 +2,10 @@
 
 ::
 
-    semcomm data render --out data/ss_256x512 --count 20000 --size 256 512 [--split train]
+    semcomm data render --out runs/ss_256x512 --count 20000 --size 256 512 [--split train]
         [--seed 0] [--projection pinhole|equirectangular] [--shard-size 256] [--workers N]
 
-Then train from it: ``semcomm train amvq ... --dataset shards --data-root data/ss_256x512``.
+Then train from it: ``semcomm train amvq ... --dataset shards --data-root runs/ss_256x512``.
 """
 
 from __future__ import annotations

@@ -240,7 +240,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--semantic-from", default=None,
                         help="model.pt whose G_s replaces --init's (e.g. a longer ssm run)")
     cli.configure(parser, "sqgan")
-    parser.set_defaults(out="results/train/sqgan")
 
 
 def _overridden(cfg: SQGANConfig, args: argparse.Namespace) -> SQGANConfig:

@@ -125,3 +125,29 @@ def test_bf16_autocast_and_channels_last_step(codec: str) -> None:
     assert all(math.isfinite(v) for v in res.logs.values()), res.logs
     with pytest.raises(ValueError, match="precision 'fp16' not in"):
         RunOptions(precision="fp16")
+
+
+def test_command_line_overrides_are_validated_like_the_file(tmp_path: Path) -> None:
+    from semcomm.codecs.isc.config import config_from_dict, load_config
+    from semcomm.codecs.learned import cli
+
+    config = _config("isc", tmp_path)
+    parser = argparse.ArgumentParser()
+    cli.configure(parser, "isc")
+
+    def load(*extra: str) -> Any:
+        args = parser.parse_args(["--config", str(config), *extra])
+        return cli.load_overridden(args, load_config, config_from_dict)
+
+    cfg = load("--set", "train.ema_decay=0.9", "--set", "model.enh_codes=8",
+               "--dataset", "cityscapes", "--count", "3")
+    assert cfg.train.ema_decay == 0.9 and cfg.model.enh_codes == 8
+    assert [(s.name, s.count) for s in cfg.train.data] == [("cityscapes", 3)]
+    with pytest.raises(ValueError, match="nearest valid key: 'train.batch_size'"):
+        load("--set", "train.batchsize=3")
+    with pytest.raises(ValueError, match="'foo' is not a section"):
+        load("--set", "foo.bar=1")
+    with pytest.raises(ValueError, match="expected KEY.PATH=VALUE"):
+        load("--set", "train.lr")
+    with pytest.raises(ValueError, match=r"ema_decay 1.0 outside \[0, 1\)"):
+        load("--set", "train.ema_decay=1.0")

@@ -15,13 +15,15 @@ uninterrupted one. ``stream`` separates codecs and stages (SQ-GAN 1-3, AM-VQ 7, 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import torch
 
 from semcomm.data.types import Sample
+
+_T = TypeVar("_T")
 
 __all__ = ["BatchMaker", "ConcatDataset", "StepData", "batch_indices", "images_tensor",
            "step_loader", "step_rng", "training_data"]
@@ -102,22 +104,23 @@ class BatchMaker(Protocol):
     def __call__(self, step: int) -> StepData: ...
 
 
-class _Steps(torch.utils.data.Dataset[StepData]):
+class _Steps(torch.utils.data.Dataset[_T]):
     """Item k = the batch of step ``start + k``."""
 
-    def __init__(self, make: BatchMaker, start: int, stop: int) -> None:
+    def __init__(self, make: Callable[[int], _T], start: int, stop: int) -> None:
         self.make, self.start, self.stop = make, start, stop
 
     def __len__(self) -> int:
         return max(self.stop - self.start, 0)
 
-    def __getitem__(self, k: int) -> StepData:
+    def __getitem__(self, k: int) -> _T:
         return self.make(self.start + k)
 
 
-def step_loader(make: BatchMaker, start: int, stop: int, workers: int = 0,
-                prefetch: int = 4, pin_memory: bool = False) -> Iterator[StepData]:
-    """Batches of steps ``start .. stop - 1`` in order.
+def step_loader(make: Callable[[int], _T], start: int, stop: int, workers: int = 0,
+                prefetch: int = 4, pin_memory: bool = False) -> Iterator[_T]:
+    """Batches ``make(step)`` of steps ``start .. stop - 1`` in order (``make`` is a
+    picklable function of the step alone: a :class:`BatchMaker`, or the segmenter's).
 
     ``workers`` = 0 builds each batch in this process when the step asks for it (the
     2-core CPU case); W > 0 builds them in W processes, ``prefetch`` batches ahead each,

@@ -34,8 +34,8 @@ import yaml
 from PIL import Image
 from tqdm import tqdm
 
-from semcomm.codecs.learned.data import step_loader
 from semcomm.codecs.learned.modelfile import atomic_save
+from semcomm.codecs.learned.trainer import RunOptions, run_steps
 from semcomm.data import build_dataset
 from semcomm.data.types import NUM_CLASSES, VOID
 from semcomm.segmentation.model import FORMAT, SegNet, SegNetConfig
@@ -355,19 +355,25 @@ def _train_loop(
         log.write("step,loss,lr,seconds,val_miou\n")
     bar = tqdm(total=t["steps"], initial=start, desc="segmenter", mininterval=5.0)
     t0 = time.perf_counter()
-    for step, (x, y) in enumerate(_batches(train_ds, cfg, start, stop), start=start):
-        bar.update(1)
+
+    def update(step: int, batch: tuple[torch.Tensor, torch.Tensor]) -> float | None:
+        x, y = batch
         logits = model(x.to(device))
         loss = F.cross_entropy(logits, y.to(device), weight=weights, ignore_index=VOID)
         loss_value = loss.item()
+        opt.zero_grad(set_to_none=True)
         if not math.isfinite(loss_value):
             warnings.warn(f"non-finite loss at step {step}; skipping the update", stacklevel=2)
-            opt.zero_grad(set_to_none=True)
-            continue
-        opt.zero_grad(set_to_none=True)
+            return None
         loss.backward()
         opt.step()
         sched.step()
+        return loss_value
+
+    def after(step: int, loss_value: float | None, _wait: float, _sec: float) -> None:
+        bar.update(1)
+        if loss_value is None:
+            return
         done = step + 1
         val = ""
         if done % t["eval_every"] == 0 or done == t["steps"]:
@@ -380,12 +386,9 @@ def _train_loop(
         log.flush()
         if done % t["ckpt_every"] == 0 or done == stop:
             _save(out, model, opt, sched, done)
+
+    # The learned codecs' stepping: step loader (train.workers), update, log/checkpoint.
+    run_steps(functools.partial(make_batch, train_ds, cfg), start, stop, update, after,
+              RunOptions(workers=int(t["workers"]), prefetch=4))
     bar.close()
     log.close()
-
-
-def _batches(ds: Any, cfg: dict[str, Any], start: int, stop: int) -> Any:
-    """Batches start..stop-1, generated in ``train.workers`` background processes (0: inline);
-    batch k is a pure function of the step, so workers are safe (the learned codecs' loader)."""
-    return step_loader(functools.partial(make_batch, ds, cfg), start, stop,
-                       workers=int(cfg["train"]["workers"]), prefetch=4)

@@ -25,7 +25,7 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -40,11 +40,13 @@ from semcomm.codecs.learned.modelfile import atomic_save
 from semcomm.codecs.learned.perceptual import LossResult
 
 __all__ = ["PRECISIONS", "GANTrainer", "RunOptions", "StepResult", "WeightEMA",
-           "derived_seed", "lr_at", "truncate_log"]
+           "derived_seed", "lr_at", "run_steps", "truncate_log"]
 
 CfgT = TypeVar("CfgT", bound=Any)  # the codec's whole config (.model, .train)
 ModelT = TypeVar("ModelT", bound=nn.Module)
 LossT = TypeVar("LossT", bound=Any)  # the codec's loss module, discriminator as .disc
+_B = TypeVar("_B")
+_R = TypeVar("_R")
 
 #: ``fp32`` everywhere; ``bf16``: autocast of forward and losses to bfloat16 (CUDA).
 PRECISIONS = ("fp32", "bf16")
@@ -405,27 +407,44 @@ class GANTrainer(Generic[CfgT, ModelT, LossT]):
             return self.export(out / "model.pt", table_images)
 
     def _run(self, end: int, last: Path, log: Any, bar: Any) -> None:
-        t, o = self.cfg.train, self.options
+        t = self.cfg.train
         if self._maker is None:
             self._maker = self.batch_maker()
-        batches = step_loader(self._maker, self.step, end, o.workers, o.prefetch,
-                              pin_memory=self.device.type == "cuda")
-        while self.step < end:
-            tic = time.perf_counter()
-            data = next(batches)
-            wait = time.perf_counter() - tic
-            res = self.train_step(data)
+
+        def after(step: int, res: StepResult, wait: float, seconds: float) -> None:
             bar.update(1)
-            if res.step % t.log_every == 0 or self.step == end:
-                line = {**self.tags(), "step": res.step, "lr": res.lr, **res.knobs,
-                        "sec_per_step": round(time.perf_counter() - tic, 4),
-                        "data_sec": round(wait, 4), **res.logs}
+            if step % t.log_every == 0 or self.step == end:
+                line = {**self.tags(), "step": step, "lr": res.lr, **res.knobs,
+                        "sec_per_step": round(seconds, 4), "data_sec": round(wait, 4),
+                        **res.logs}
                 log.write(json.dumps(line) + "\n")
                 log.flush()
                 bar.set_postfix({k: f"{v:.3g}" for k, v in res.logs.items()
                                  if k in self.progress_keys})
             if self.step % t.save_every == 0 or self.step == end:
                 self.save(last)
+
+        run_steps(self._maker, self.step, end, lambda _, data: self.train_step(data), after,
+                  self.options, pin_memory=self.device.type == "cuda")
+
+
+def run_steps(make: Callable[[int], _B], start: int, end: int,
+              update: Callable[[int, _B], _R], after: Callable[[int, _R, float, float], None],
+              options: RunOptions, pin_memory: bool = False) -> None:
+    """The stepping every trainer shares (the codecs' GANTrainer, the segmenter's).
+
+    Batches ``make(t)`` of steps ``start .. end - 1`` come from the step loader
+    (``options.workers`` processes, ``options.prefetch`` ahead, pinned memory on CUDA);
+    each is applied by ``update(t, batch)``, then ``after(t, result, data_sec, sec)``
+    logs and checkpoints, with the seconds the step waited for its batch and in all.
+    """
+    batches = step_loader(make, start, end, options.workers, options.prefetch, pin_memory)
+    for step in range(start, end):
+        tic = time.perf_counter()
+        data = next(batches)
+        wait = time.perf_counter() - tic
+        result = update(step, data)
+        after(step, result, wait, time.perf_counter() - tic)
 
 
 class _NoBar:

@@ -151,3 +151,23 @@ def test_command_line_overrides_are_validated_like_the_file(tmp_path: Path) -> N
         load("--set", "train.lr")
     with pytest.raises(ValueError, match=r"ema_decay 1.0 outside \[0, 1\)"):
         load("--set", "train.ema_decay=1.0")
+
+
+@pytest.mark.parametrize(("patch", "message"), [
+    ({"train": {"lr": "fast"}}, "x.yaml: train.lr must be float, got 'fast'"),
+    ({"train": {"steps": {"ssm": 1.5}}}, "x.yaml: train.steps.ssm must be int, got 1.5"),
+    ({"model": {"image_size": [1, 2, 3]}}, "x.yaml: model.image_size must have 2 items"),
+    ({"model": {"image": {"ch": True}}}, "x.yaml: model.image.ch must be int, got True"),
+    ({"train": 7}, "x.yaml: train must be a mapping, got 7"),
+    ({"model": {"image": {"chh": 3}}},
+     "x.yaml: unknown key 'model.image.chh'; nearest valid key: 'model.image.ch'"),
+    ({"train": {"augment": {"rotate_p": 2}}},
+     r"x.yaml: train.augment: augment.rotate_p 2.0 outside \[0, 1\]"),
+])
+def test_config_errors_are_one_line(patch: dict[str, Any], message: str) -> None:
+    # pydantic validates (strictly) and the first error becomes one line.
+    from semcomm.codecs.sqgan.config import config_from_dict
+
+    with pytest.raises(ValueError, match=message) as info:
+        config_from_dict(patch, source="x.yaml")
+    assert "\n" not in str(info.value)

@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "report": ("semcomm.runner.cli:report", "write a run's self-contained report.html"),
     "list": ("semcomm.listing", "list codecs, datasets, experiments or checkpoints"),
     "link-sweep": ("channels.cli", "BER/BLER vs SNR of the link alone, with Wilson intervals"),
+    "data": ("semcomm.data.cli", "render StreetScenes training shards once, for reuse"),
 }
 
 #: model name -> module with configure/run for ``semcomm train <model>``.

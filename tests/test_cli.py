@@ -48,8 +48,10 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert names == available_codecs() and "sqgan" in names and "jpeg" in names
     assert main(["list", "datasets"]) == 0
     out = capsys.readouterr().out
-    assert [line.split()[0] for line in out.splitlines()] == [
-        "cityscapes", "imagefolder", "streetscenes"]
+    from semcomm.data import DATASETS
+
+    assert [line.split()[0] for line in out.splitlines()] == sorted(DATASETS)
+    assert {"cityscapes", "imagefolder", "streetscenes", "shards"} <= set(DATASETS)
     assert main(["list", "experiments"]) == 0
     out = capsys.readouterr().out
     shipped = sorted((ROOT / "experiments").glob("*.yaml"))

@@ -50,7 +50,8 @@ from semcomm.codecs.deepjscc.config import (
     load_config,
 )
 from semcomm.codecs.deepjscc.model import DeepJSCC, simulate_channel
-from semcomm.codecs.training import atomic_save, lr_at, truncate_log
+from semcomm.codecs.learned.modelfile import atomic_save
+from semcomm.codecs.learned.trainer import lr_at, truncate_log
 
 #: Format tag of ckpt.pt and model.pt (the codec refuses other files).
 FORMAT = "semcomm-deepjscc-v1"

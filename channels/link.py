@@ -319,7 +319,7 @@ class Link:
         be = self.backend
         coded = be.encode(bits, rv)
         if self.scrambler is not None:
-            coded = self.scrambler.scramble(coded)
+            coded = self.scrambler.scramble(coded, block)
         x = be.modulate(coded)
         x_eq = np.empty_like(x)
         noise_var = np.empty(x.shape, dtype=np.float32)
@@ -332,7 +332,7 @@ class Link:
                 x[a:b], noise_variance(snr_list[p]), seed, int(block[a]))
         llr = be.demodulate(x_eq, noise_var)
         if self.scrambler is not None:
-            self.scrambler.descramble_llr(llr)
+            self.scrambler.descramble_llr(llr, block)
         return llr
 
     def _result(self, payload: np.ndarray, r: _Rx) -> LinkResult:

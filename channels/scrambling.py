@@ -13,9 +13,12 @@ link runs at a lower true Es/N0 than the one reported. The sequence depends only
 is the same for q = 0), so the receiver knows it and descrambles soft values by flipping
 the sign of the LLRs where ``c = 1``.
 
-Every code block (and every HARQ retransmission of it) is scrambled from ``c(0)`` over
-all bits that go on the air, padding to whole symbols included, exactly as Sionna's
-``TB5GScrambler`` does on a ``[B, n]`` tensor (tests check bit equality).
+A payload is one codeword in NR's sense (its code blocks concatenated, TS 38.212 5.5),
+so block ``j`` of a payload is scrambled with ``c(j n') .. c((j+1) n' - 1)`` over all
+``n'`` bits it puts on the air (padding to whole symbols included), and every HARQ
+retransmission of it with the same part: exactly Sionna's ``TB5GScrambler`` applied to
+the concatenated codeword (tests check bit equality). Distinct blocks of one payload
+thus see distinct sequences, so even a long all-zero payload has pseudo-random symbols.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ def _gold(length, c_init_value, out):
         x2 = ((x2 >> np.uint32(1)) | (f2 << np.uint32(30))) & mask
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=32)
 def gold_sequence(length: int, c_init_value: int) -> np.ndarray:
     """The pseudo-random sequence c(0..length-1) of TS 38.211 5.2.1 (cached, read-only).
 
@@ -85,28 +88,43 @@ class Scrambler:
     Parameters
     ----------
     c_init_value : int in [0, 2^31 - 1]
-    length : int
-        Bits per code block on the air (the sequence is cached per (c_init, length)).
+    block_bits : int
+        Bits per code block on the air; block ``j`` uses ``c[j*block_bits:(j+1)*block_bits]``.
 
     Input / Output
     --------------
-    scramble : [B, length] uint8 -> [B, length] uint8   (b xor c)
-    descramble_llr : [B, length] float32 -> [B, length] float32, in place (sign flip)
+    scramble : bits [B, block_bits] uint8, blocks [B] int -> [B, block_bits] uint8 (b xor c)
+    descramble_llr : llr [B, block_bits] float32, blocks [B] int -> the same array, the sign
+        of each LLR flipped where c = 1 (in place)
     """
 
-    def __init__(self, c_init_value: int, length: int) -> None:
-        self.sequence = gold_sequence(length, c_init_value)
-        self._flip = self.sequence.astype(bool)
+    def __init__(self, c_init_value: int, block_bits: int) -> None:
+        self.c_init = c_init_value
+        self.block_bits = block_bits
+        self._sequence = gold_sequence(block_bits, c_init_value)
 
-    def scramble(self, bits: np.ndarray) -> np.ndarray:
-        if bits.shape[-1] != self.sequence.size:
-            raise ValueError(f"scrambler input has {bits.shape[-1]} bits per block, "
-                             f"expected {self.sequence.size}")
-        return bits ^ self.sequence
+    def sequence(self, blocks: np.ndarray) -> np.ndarray:
+        """[B] block indices -> [B, block_bits] uint8 scrambling bits of those blocks."""
+        blocks = np.asarray(blocks, dtype=np.int64)
+        need = (int(blocks.max()) + 1) * self.block_bits if blocks.size else 0
+        seq = self._sequence  # one read: another thread may swap in a longer one
+        if seq.size < need:
+            size = max(need, 2 * seq.size)
+            seq = gold_sequence(-(-size // self.block_bits) * self.block_bits, self.c_init)
+            self._sequence = seq
+        return seq.reshape(-1, self.block_bits)[blocks]
 
-    def descramble_llr(self, llr: np.ndarray) -> np.ndarray:
-        if llr.shape[-1] != self.sequence.size:
-            raise ValueError(f"descrambler input has {llr.shape[-1]} LLRs per block, "
-                             f"expected {self.sequence.size}")
-        np.negative(llr, out=llr, where=self._flip)
+    def scramble(self, bits: np.ndarray, blocks: np.ndarray) -> np.ndarray:
+        self._check(bits, blocks)
+        return bits ^ self.sequence(blocks)
+
+    def descramble_llr(self, llr: np.ndarray, blocks: np.ndarray) -> np.ndarray:
+        self._check(llr, blocks)
+        np.negative(llr, out=llr, where=self.sequence(blocks).astype(bool))
         return llr
+
+    def _check(self, values: np.ndarray, blocks: np.ndarray) -> None:
+        if values.ndim != 2 or values.shape[1] != self.block_bits \
+                or len(blocks) != values.shape[0]:
+            raise ValueError(f"scrambler input of shape {values.shape} with {len(blocks)} "
+                             f"block indices; expected [B, {self.block_bits}] and B indices")

@@ -136,7 +136,7 @@ class SionnaBackend:
         if cfg.coding == "ldpc":
             self.encoder = LDPC5GEncoder(cfg.k, cfg.n, num_bits_per_symbol=m, device=self.device)
             # harq_mode keeps every base-graph row (no pruning) and combines stacked RVs
-            self.harq = cfg.harq is not None
+            self.harq = cfg.max_transmissions > 1
             self.rvs = list(cfg.rvs)
             self.decoder = LDPC5GDecoder(
                 self.encoder, cn_update=cfg.cn_update, cn_schedule=cfg.cn_schedule,

@@ -68,6 +68,9 @@ class LinkResult:
     transmissions : [num_blocks] int32
         Transmissions of each block (1 without HARQ; with HARQ until its CRC passed or
         ``max_transmissions``).
+    channel_uses_first : int
+        Complex symbols of the first transmission of every block (the payload's size on
+        the air; equals ``channel_uses`` without retransmissions).
     """
 
     data: np.ndarray
@@ -81,6 +84,7 @@ class LinkResult:
     block_ok: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     decoder_iterations: int = 0
     transmissions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    channel_uses_first: int = 0
 
     @property
     def rounds(self) -> int:
@@ -351,6 +355,7 @@ class Link:
             block_ok=r.ok.copy(),
             decoder_iterations=int(r.iterations.sum()),
             transmissions=r.transmissions.copy(),
+            channel_uses_first=nb * self.symbols_per_block,
         )
 
 
@@ -392,6 +397,7 @@ def _join(head: LinkResult | None, tail: LinkResult | None, split: int) -> LinkR
         block_ok=np.concatenate([head.block_ok, tail.block_ok]),
         decoder_iterations=head.decoder_iterations + tail.decoder_iterations,
         transmissions=np.concatenate([head.transmissions, tail.transmissions]),
+        channel_uses_first=head.channel_uses_first + tail.channel_uses_first,
     )
 
 
@@ -436,6 +442,8 @@ def _check_seeds(seeds: Sequence[int], count: int) -> list[int]:
 
 
 def _check_snrs(esno_db: float | Sequence[float], count: int) -> list[float]:
+    if isinstance(esno_db, np.ndarray) and esno_db.ndim == 0:
+        esno_db = esno_db.item()  # a 0-d array is one number
     if isinstance(esno_db, Sequence | np.ndarray) and not isinstance(esno_db, str):
         if len(esno_db) != count:
             raise ValueError(f"got {len(esno_db)} esno_db values for {count} payloads")

@@ -34,6 +34,7 @@ from channels.config import (
     DEMAPPINGS,
     HARQ_COMBINING,
     MODULATIONS,
+    HarqConfig,
     LinkConfig,
 )
 from channels.mcs import MCS_TABLES
@@ -108,8 +109,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the sweep, print a table, optionally save; exit status."""
     try:
-        harq = None if args.harq is None else {"max_transmissions": args.harq,
-                                               "combining": args.combining}
+        harq = None if args.harq is None else HarqConfig(args.harq, args.combining)
         cfg = LinkConfig(
             modulation=args.modulation, coding=args.coding, code_rate=args.code_rate,
             k=args.k, n=args.n, bp_iterations=args.iterations, decoder=args.decoder,

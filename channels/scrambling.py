@@ -59,6 +59,26 @@ def _gold(length, c_init_value, out):
         x2 = ((x2 >> np.uint32(1)) | (f2 << np.uint32(30))) & mask
 
 
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _xor_rows(bits, seq, blocks, out):
+    """out[b, i] = bits[b, i] ^ seq[blocks[b] * L + i]."""
+    length = bits.shape[1]
+    for b in range(bits.shape[0]):
+        s = seq[blocks[b] * length : (blocks[b] + 1) * length]
+        for i in range(length):
+            out[b, i] = bits[b, i] ^ s[i]
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _flip_rows(llr, seq, blocks):
+    """llr[b, i] *= 1 - 2 seq[blocks[b] * L + i] (a sign flip where c = 1), in place."""
+    length = llr.shape[1]
+    for b in range(llr.shape[0]):
+        s = seq[blocks[b] * length : (blocks[b] + 1) * length]
+        for i in range(length):
+            llr[b, i] = llr[b, i] * np.float32(1 - 2 * np.int32(s[i]))
+
+
 @functools.lru_cache(maxsize=32)
 def gold_sequence(length: int, c_init_value: int) -> np.ndarray:
     """The pseudo-random sequence c(0..length-1) of TS 38.211 5.2.1 (cached, read-only).
@@ -103,24 +123,36 @@ class Scrambler:
         self.block_bits = block_bits
         self._sequence = gold_sequence(block_bits, c_init_value)
 
-    def sequence(self, blocks: np.ndarray) -> np.ndarray:
-        """[B] block indices -> [B, block_bits] uint8 scrambling bits of those blocks."""
-        blocks = np.asarray(blocks, dtype=np.int64)
+    def _long_enough(self, blocks: np.ndarray) -> np.ndarray:
+        """The cached sequence, extended (doubling) to cover every block in ``blocks``."""
         need = (int(blocks.max()) + 1) * self.block_bits if blocks.size else 0
         seq = self._sequence  # one read: another thread may swap in a longer one
         if seq.size < need:
             size = max(need, 2 * seq.size)
             seq = gold_sequence(-(-size // self.block_bits) * self.block_bits, self.c_init)
             self._sequence = seq
-        return seq.reshape(-1, self.block_bits)[blocks]
+        return seq
+
+    def sequence(self, blocks: np.ndarray) -> np.ndarray:
+        """[B] block indices -> [B, block_bits] uint8 scrambling bits of those blocks."""
+        blocks = np.asarray(blocks, dtype=np.int64)
+        return self._long_enough(blocks).reshape(-1, self.block_bits)[blocks]
 
     def scramble(self, bits: np.ndarray, blocks: np.ndarray) -> np.ndarray:
         self._check(bits, blocks)
-        return bits ^ self.sequence(blocks)
+        blocks = np.asarray(blocks, dtype=np.int64)
+        out = np.empty_like(bits, dtype=np.uint8)
+        _xor_rows(np.ascontiguousarray(bits, dtype=np.uint8), self._long_enough(blocks),
+                  blocks, out)
+        return out
 
     def descramble_llr(self, llr: np.ndarray, blocks: np.ndarray) -> np.ndarray:
         self._check(llr, blocks)
-        np.negative(llr, out=llr, where=self.sequence(blocks).astype(bool))
+        if llr.dtype != np.float32 or not llr.flags.c_contiguous:
+            raise ValueError(f"descramble_llr needs a C-contiguous float32 array, got "
+                             f"{llr.dtype}")
+        blocks = np.asarray(blocks, dtype=np.int64)
+        _flip_rows(llr, self._long_enough(blocks), blocks)
         return llr
 
     def _check(self, values: np.ndarray, blocks: np.ndarray) -> None:

@@ -173,7 +173,8 @@ class Link:
         return self.layout.num_blocks(_nonneg_int("num_bytes", num_bytes))
 
     def channel_uses(self, num_bytes: int) -> int:
-        """Complex symbols ``transmit`` sends for a payload of ``num_bytes`` bytes."""
+        """Complex symbols of one transmission of a ``num_bytes`` payload (HARQ
+        retransmissions add to ``LinkResult.channel_uses``)."""
         return self.num_blocks(num_bytes) * self.symbols_per_block
 
     def max_payload_bytes(self, channel_uses: int) -> int:

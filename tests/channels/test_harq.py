@@ -144,3 +144,16 @@ def test_sionna_harq_agrees_with_fast(combining: str) -> None:
     assert lo_f <= hi_s and lo_s <= hi_f, (f.transmissions, s.transmissions)
     assert (f.transmissions > 1).sum() > 10  # retransmissions happened
     assert abs(int(f.transmissions.sum()) - int(s.transmissions.sum())) <= 6
+
+
+def test_harq_with_a_priority_part_reports_both_parts() -> None:
+    link = Link(LinkConfig(modulation="16qam", code_rate=0.5, k=1024,
+                           priority={"modulation": "qpsk", "code_rate": 1 / 3, "k": 512},
+                           harq={"max_transmissions": 3, "combining": "ir"}), num_threads=1)
+    assert link.priority_link is not None and link.priority_link.config.harq is not None
+    payload = np.random.default_rng(3).integers(0, 256, 1000, dtype=np.uint8)
+    r = link.transmit([payload], -300.0, [1], priority_bytes=[200])[0]
+    assert r.transmissions.shape == (r.num_blocks,) and (r.transmissions == 3).all()
+    assert r.channel_uses == 3 * r.channel_uses_first
+    ok = link.transmit([payload], 40.0, [1], priority_bytes=[200])[0]
+    assert np.array_equal(ok.data, payload) and ok.rounds == 1

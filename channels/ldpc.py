@@ -6,7 +6,7 @@ Both encoders and both decoders here speak exactly Sionna's conventions, so the
 ::
 
     u [N, k] uint8 ──► encode ──► c [N, n] uint8          (TS 38.212 5.3.2 encoding,
-                                                          5.4.2.1 rate matching (rv 0),
+                                                          5.4.2.1 rate matching (any rv),
                                                           5.4.2.2 bit interleaving)
     llr [N, n] float32 ──► decode ──► u_hat [N, k] uint8, iterations [N] int32
 
@@ -80,6 +80,8 @@ class LdpcCode:
         CSR of the GF(2) inverse of the 4Z x 4Z core parity block B (encoding).
     out_int : int32 [n]
         Output interleaver: transmitted bit ``t`` is rate-matched bit ``out_int[t]``.
+    rvs : tuple of int
+        Redundancy versions the kept rows serve (a bit any of them sends is decodable).
     """
 
     k: int
@@ -97,6 +99,7 @@ class LdpcCode:
     binv_ptr: np.ndarray
     binv_idx: np.ndarray
     out_int: np.ndarray
+    rvs: tuple[int, ...] = (0,)
 
     @property
     def k_filler(self) -> int:
@@ -187,19 +190,67 @@ def output_interleaver(n: int, bits_per_symbol: int) -> np.ndarray:
     return (i * (n // m) + j).reshape(-1).astype(np.int32)
 
 
-def rate_match_positions(code: LdpcCode) -> np.ndarray:
-    """Mother-code position of every transmitted bit (rv 0, TS 38.212 5.4.2.1-5.4.2.2).
+#: RV start numerators of k0 = floor(num * N_cb / (den * Z)) * Z (TS 38.212 Table
+#: 5.4.2.1-2, I_LBRM = 0 so N_cb = N = den * Z), and the HARQ order of RVs (TS 38.214 5.1.2.1).
+RV_NUMERATORS = {"bg1": (0, 17, 33, 56), "bg2": (0, 13, 25, 43)}
+RV_DENOMINATOR = {"bg1": 66, "bg2": 50}
+RV_ORDER = (0, 2, 3, 1)
+
+
+def circular_buffer_bits(k: int, n: int) -> int:
+    """Bits in the rate-matching circular buffer of the (k, n) code without the fillers
+    (Sionna's compressed buffer: N_cb - (k_ldpc - k), N_cb = n_ldpc - 2Z). A code with
+    ``n`` larger than this repeats bits (TS 38.212 5.4.2.1)."""
+    bg = select_base_graph(k, k / n)
+    z, _ = select_lifting(k, bg)
+    rows, cols = BASE_GRAPH_SHAPE[bg]
+    return (cols - 2) * z - ((cols - rows) * z - k)
+
+
+def rv_start(code: LdpcCode, rv: int) -> int:
+    """Start k0 of redundancy version ``rv`` in the compressed circular buffer.
+
+    k0 of TS 38.212 Table 5.4.2.1-2 counts buffer positions with the filler bits; the
+    compressed buffer (fillers removed, as Sionna's ``get_start_positions_comp``) starts
+    at the first non-filler bit at or after k0.
+    """
+    if rv not in (0, 1, 2, 3):
+        raise ValueError(f"redundancy version {rv!r} must be one of 0, 1, 2, 3")
+    bg, z = code.base_graph, code.z
+    n_cb = code.n_ldpc - 2 * z
+    k0 = (RV_NUMERATORS[bg][rv] * n_cb // (RV_DENOMINATOR[bg] * z)) * z
+    filler_start, filler_len = code.k - 2 * z, code.k_filler
+    if filler_len <= 0 or k0 < filler_start:
+        return k0
+    return filler_start if k0 < filler_start + filler_len else k0 - filler_len
+
+
+def rate_match_positions(code: LdpcCode, rv: int = 0, e: int | None = None) -> np.ndarray:
+    """Mother-code position of every transmitted bit (TS 38.212 5.4.2.1-5.4.2.2).
+
+    Bit selection reads the circular buffer (the mother codeword without its 2Z
+    punctured systematic bits and without the fillers) from the RV's start k0
+    (:func:`rv_start`), wrapping around when ``e`` exceeds the buffer (repetition);
+    the output interleaver of the modulation order then permutes the ``e`` bits.
+
+    Input
+    -----
+    code : LdpcCode, rv : {0, 1, 2, 3}, e : int or None (bits sent; None: ``code.n``)
 
     Output
     ------
-    pos : [n] int32
+    pos : [e] int32
         Transmitted (interleaved) bit ``t`` is bit ``pos[t]`` of the mother codeword
-        (fillers included, so ``pos[t]`` indexes the decoder's ``n_dec`` vector): the
-        2Z punctured systematic bits are skipped and the filler bits ``k..k_ldpc`` are
-        never sent.
+        (fillers included, so ``pos[t]`` indexes the decoder's ``n_dec`` vector when
+        ``rv`` is one of ``code.rvs``). Positions repeat when e > the buffer length.
     """
-    q = code.out_int.astype(np.int64) + 2 * code.z
-    q[q >= code.k] += code.k_ldpc - code.k
+    e = code.n if e is None else e
+    if isinstance(e, bool) or not isinstance(e, int) or e < 1 or e % code.bits_per_symbol:
+        raise ValueError(f"e {e!r} must be a positive multiple of {code.bits_per_symbol}")
+    n_cb = code.n_ldpc - 2 * code.z - code.k_filler
+    out_int = code.out_int if e == code.n else output_interleaver(e, code.bits_per_symbol)
+    q = (out_int.astype(np.int64) + rv_start(code, rv)) % n_cb + 2 * code.z
+    q[q >= code.k] += code.k_filler
     return q.astype(np.int32)
 
 
@@ -220,14 +271,19 @@ def lifted_pcm(code: LdpcCode) -> sp.csr_matrix:
 
 
 @functools.lru_cache(maxsize=16)
-def build_code(k: int, n: int, bits_per_symbol: int) -> LdpcCode:
+def build_code(k: int, n: int, bits_per_symbol: int, rvs: tuple[int, ...] = (0,)) -> LdpcCode:
     """Construct the rate-matched code and the fast kernels' index tables.
 
     Follows TS 38.212 exactly as Sionna's ``LDPC5GEncoder`` does (base graph selection,
-    lifting, rv-0 rate matching, output interleaver); tests check equality with it.
+    lifting, rate matching from each RV's k0, output interleaver); tests check equality
+    with it. ``rvs``: the redundancy versions that will be sent; the decoder keeps every
+    base-graph row whose parity block one of them transmits.
     """
     if n % bits_per_symbol:
         raise ValueError(f"n={n} is not a multiple of bits_per_symbol={bits_per_symbol}")
+    rvs = tuple(sorted(set(rvs)))
+    if not rvs or any(rv not in (0, 1, 2, 3) for rv in rvs):
+        raise ValueError(f"rvs {rvs!r} must be a non-empty tuple of 0, 1, 2, 3")
     bg = select_base_graph(k, k / n)
     z, i_ls = select_lifting(k, bg)
     num_rows, num_cols = BASE_GRAPH_SHAPE[bg]
@@ -235,23 +291,40 @@ def build_code(k: int, n: int, bits_per_symbol: int) -> LdpcCode:
     base = base_graph_edges(bg, i_ls, z)
     _check_extension_structure(base, kb)
     k_ldpc = kb * z
+    out_int = output_interleaver(n, bits_per_symbol)
     # Kept rows: the 4 core rows plus every extension row whose parity block holds at
-    # least one transmitted bit. Transmitted mother-code positions end at 2Z + filler + n.
-    last_tx = 2 * z + (k_ldpc - k) + n  # exclusive end in mother-code coordinates
+    # least one transmitted bit of any RV.
+    probe = LdpcCode(k=k, n=n, bits_per_symbol=bits_per_symbol, base_graph=bg, z=z,
+                     k_ldpc=k_ldpc, n_ldpc=num_cols * z, kb=kb, num_layers=num_rows,
+                     layer_ptr=np.zeros(1, np.int32), edge_col=np.zeros(0, np.int32),
+                     edge_shift=np.zeros(0, np.int32), binv_ptr=np.zeros(1, np.int32),
+                     binv_idx=np.zeros(0, np.int32), out_int=out_int, rvs=rvs)
+    last_tx = 1 + max(int(rate_match_positions(probe, rv).max()) for rv in rvs)
     num_layers = min(max(4, -(-last_tx // z) - kb), num_rows)
     edges = [e for r in range(num_layers) for e in base[r]]
     counts = [len(base[r]) for r in range(num_layers)]
     layer_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-    binv_csr = sp.csr_matrix(_gf2_inverse(_core_block(base, kb, z)))
+    binv_ptr, binv_idx = _core_inverse(bg, i_ls, z)
     return LdpcCode(
         k=k, n=n, bits_per_symbol=bits_per_symbol, base_graph=bg, z=z, k_ldpc=k_ldpc,
         n_ldpc=num_cols * z, kb=kb, num_layers=num_layers, layer_ptr=layer_ptr,
         edge_col=np.array([c for c, _ in edges], dtype=np.int32),
         edge_shift=np.array([s for _, s in edges], dtype=np.int32),
-        binv_ptr=binv_csr.indptr.astype(np.int32),
-        binv_idx=binv_csr.indices.astype(np.int32),
-        out_int=output_interleaver(n, bits_per_symbol),
+        binv_ptr=binv_ptr, binv_idx=binv_idx, out_int=out_int, rvs=rvs,
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _core_inverse(bg: str, i_ls: int, z: int) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (indptr, indices) of B^-1, the inverse of the core parity block; depends only
+    on the lifted graph, so every (k, n, rvs) sharing it shares one Gauss-Jordan run."""
+    base = base_graph_edges(bg, i_ls, z)
+    kb = BASE_GRAPH_SHAPE[bg][1] - BASE_GRAPH_SHAPE[bg][0]
+    binv_csr = sp.csr_matrix(_gf2_inverse(_core_block(base, kb, z)))
+    ptr, idx = binv_csr.indptr.astype(np.int32), binv_csr.indices.astype(np.int32)
+    ptr.setflags(write=False)
+    idx.setflags(write=False)
+    return ptr, idx
 
 
 def _core_block(base: list[list[tuple[int, int]]], kb: int, z: int) -> np.ndarray:
@@ -300,29 +373,34 @@ def _gf2_inverse(m: np.ndarray) -> np.ndarray:
 
 
 class FastLdpcEncoder:
-    """Compiled 5G LDPC encoder, bit-exact with Sionna's ``LDPC5GEncoder`` (rv 0).
+    """Compiled 5G LDPC encoder, bit-exact with Sionna's ``LDPC5GEncoder`` (any rv).
 
     Input
     -----
     u : [N, k] uint8   information bits (0/1)
+    rv : int           redundancy version, one of ``code.rvs`` (default 0)
 
     Output
     ------
-    c : [N, n] uint8   rate-matched, interleaved codeword bits
+    c : [N, n] uint8   rate-matched (from the RV's k0, wrapping), interleaved codeword bits
     """
 
     def __init__(self, code: LdpcCode) -> None:
         self.code = code
         self.positions = rate_match_positions(code)
+        self._rv_positions = {rv: rate_match_positions(code, rv) for rv in code.rvs}
 
-    def __call__(self, u: np.ndarray) -> np.ndarray:
+    def __call__(self, u: np.ndarray, rv: int = 0) -> np.ndarray:
         c = self.code
         if u.ndim != 2 or u.shape[1] != c.k:
             raise ValueError(f"encoder input shape {u.shape} is not [N, {c.k}]")
+        if rv not in self._rv_positions:
+            raise ValueError(f"rv {rv!r} not among the code's redundancy versions {c.rvs}")
         out = np.empty((u.shape[0], c.n), dtype=np.uint8)
         _encode_batch(
             np.ascontiguousarray(u, dtype=np.uint8), c.k, c.k_ldpc, c.z, c.kb, c.num_layers,
-            c.layer_ptr, c.edge_col, c.edge_shift, c.binv_ptr, c.binv_idx, self.positions, out,
+            c.layer_ptr, c.edge_col, c.edge_shift, c.binv_ptr, c.binv_idx,
+            self._rv_positions[rv], out,
         )
         return out
 
@@ -404,11 +482,15 @@ class FastLdpcDecoder:
         self.offset = float(offset)
         self.llr_max = float(llr_max)
         self.positions = rate_match_positions(code)
+        self._rv_positions = {rv: rate_match_positions(code, rv) for rv in code.rvs}
+        #: rv -> True when every mother-code bit is sent at most once (no repetition).
+        self._distinct = {rv: np.unique(p).size == p.size for rv, p in self._rv_positions.items()}
 
     def __call__(self, llr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.decode_llrs(self.recover(llr))
 
-    def recover(self, llr: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def recover(self, llr: np.ndarray, out: np.ndarray | None = None, rv: int = 0,
+                clip: bool = True) -> np.ndarray:
         """Rate recovery: transmitted logits -> internal channel LLRs of the mother code.
 
         Input
@@ -416,20 +498,36 @@ class FastLdpcDecoder:
         llr : [N, n] float32   logits log p(1)/p(0), transmitted order
         out : [N, n_dec] float32 or None
             Internal LLRs to add to (HARQ combining); None starts from zeros.
+        rv : int               redundancy version ``llr`` was sent with (one of code.rvs)
+        clip : bool
+            True: clip to +-llr_max and set the fillers (ready for ``decode_llrs``).
+            False: leave ``out`` a raw sum (a HARQ accumulator; see :meth:`finish`).
 
         Output
         ------
         l_ch : [N, n_dec] float32
-            ``log p(0)/p(1)`` per mother-code bit, summed over every received copy,
-            clipped to +-llr_max; punctured and untransmitted bits 0, fillers +llr_max.
+            ``log p(0)/p(1)`` per mother-code bit, summed over every received copy
+            (repetitions and transmissions); with ``clip``: clipped to +-llr_max,
+            punctured and untransmitted bits 0, fillers +llr_max.
         """
         c = self.code
         if llr.ndim != 2 or llr.shape[1] != c.n:
             raise ValueError(f"decoder input shape {llr.shape} is not [N, {c.n}]")
+        if rv not in self._rv_positions:
+            raise ValueError(f"rv {rv!r} not among the code's redundancy versions {c.rvs}")
         l_ch = np.zeros((llr.shape[0], c.n_dec), dtype=np.float32) if out is None else out
-        l_ch[:, self.positions] -= llr  # rv-0 positions are distinct: plain fancy indexing
-        np.clip(l_ch, -self.llr_max, self.llr_max, out=l_ch)
-        l_ch[:, c.k:c.k_ldpc] = self.llr_max  # filler bits are known zeros
+        pos = self._rv_positions[rv]
+        if self._distinct[rv]:
+            l_ch[:, pos] -= llr  # distinct positions: plain fancy indexing
+        else:  # repetition: copies of one bit add up
+            _scatter_sub(l_ch, pos, np.ascontiguousarray(llr, dtype=np.float32))
+        return self.finish(l_ch, out=l_ch) if clip else l_ch
+
+    def finish(self, acc: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Clip a raw LLR sum to +-llr_max and set the fillers: [N, n_dec] -> [N, n_dec]
+        (a new array unless ``out`` is given)."""
+        l_ch = np.clip(acc, -self.llr_max, self.llr_max, out=out)
+        l_ch[:, self.code.k:self.code.k_ldpc] = self.llr_max  # filler bits are known zeros
         return l_ch
 
     def decode_llrs(self, l_ch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -455,6 +553,14 @@ class FastLdpcDecoder:
             np.float32(self.llr_max), u_hat, iters,
         )
         return u_hat, iters
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _scatter_sub(l_ch, pos, llr):
+    """l_ch[b, pos[t]] -= llr[b, t], accumulating repeated positions."""
+    for b in range(llr.shape[0]):
+        for t in range(llr.shape[1]):
+            l_ch[b, pos[t]] -= llr[b, t]
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)

@@ -11,7 +11,11 @@ Row statistics (see docs/experiments.md):
 * ``ber``       summed bit errors / summed bits.
 * ``bler``      summed block errors / summed blocks, Wilson interval.
 * ``outage``    share of transmissions with any CRC-failed block, Wilson interval.
-* ``bpp``, ``channel_uses``, ``cu_per_pixel``: means of what was actually sent.
+* ``bpp``, ``channel_uses``, ``cu_per_pixel``: means of what was actually sent (first
+  transmission of every code block).
+* ``transmissions``: mean over payloads of the transmissions a payload needed (HARQ; its
+  slowest block); ``effective_channel_uses``: mean channel uses with every
+  retransmission counted (both 1 and ``channel_uses`` without HARQ).
 
 Analog codecs (symbol payloads, ``"payload": "symbols"`` lines) send no bits and no
 code blocks: their ``ber``, ``bler``, ``outage`` and ``bpp`` are empty, and their
@@ -40,7 +44,7 @@ COLUMNS = [
     "lpips", "lpips_lo", "lpips_hi", "fid",
     "ber", "bler", "bler_lo", "bler_hi", "outage", "outage_lo", "outage_hi", "undetected",
     "target_bpp", "bpp", "knob", "unreachable", "channel_uses", "cu_per_pixel",
-    "ok", "concealed", "failed",
+    "transmissions", "effective_channel_uses", "ok", "concealed", "failed",
 ]
 
 #: Image metrics of panoramas (equirectangular datasets): extra columns, with intervals.
@@ -111,6 +115,11 @@ def _link(rows: list[dict[str, Any]], conf: float) -> dict[str, Any]:
         "outage": outages / len(rows), "outage_lo": out_lo, "outage_hi": out_hi,
         "undetected": sum(r["undetected"] for r in rows), "channel_uses": cu,
         "cu_per_pixel": cu / pixels,
+        # HARQ: transmissions a payload needed (its slowest block), and channel uses with
+        # every retransmission counted (lines written before HARQ: 1 and channel_uses)
+        "transmissions": float(np.mean([r.get("transmissions", 1) for r in rows])),
+        "effective_channel_uses": float(np.mean(
+            [r.get("effective_channel_uses", r["channel_uses"]) for r in rows])),
     }
 
 

@@ -449,7 +449,8 @@ def _transmit_lines(ctx: Context, enc: Encoder, pt: Point,
                           ctx.samples[i])
         line.update(_payload_fields(ctx, pt.codec, e))
         line.update({
-            "esno_db": pt.esno_db, "seed": seed, "channel_uses": res.channel_uses,
+            "esno_db": pt.esno_db, "seed": seed, "channel_uses": res.channel_uses_first,
+            "effective_channel_uses": res.channel_uses, "transmissions": res.rounds,
             "bits": res.num_bits, "bit_errors": res.bit_errors, "blocks": res.num_blocks,
             "block_errors": res.block_errors, "undetected": res.undetected_block_errors,
             "lost_bytes": int(sum(b - a for a, b in res.lost_ranges)),

@@ -140,12 +140,12 @@ def _demap(yr, yi, no, levels, label_bits, app, out):
     use_app = app and h > 1
     tiny = np.float32(1e-30)  # noise variance floor
     neg = np.float32(-3.0e38)  # finite: fastmath assumes no infinities
+    metric = np.empty((num_levels, num_sym), dtype=np.float32)  # scratch, reused per row
+    raw = np.empty((num_levels, num_sym), dtype=np.float32)
+    mx1 = np.empty(num_sym, dtype=np.float32)
+    mx0 = np.empty(num_sym, dtype=np.float32)
+    inv_no = np.empty(num_sym, dtype=np.float32)
     for r in range(yr.shape[0]):
-        metric = np.empty((num_levels, num_sym), dtype=np.float32)
-        raw = np.empty((num_levels, num_sym), dtype=np.float32)
-        mx1 = np.empty(num_sym, dtype=np.float32)
-        mx0 = np.empty(num_sym, dtype=np.float32)
-        inv_no = np.empty(num_sym, dtype=np.float32)
         for s in range(num_sym):
             inv_no[s] = np.float32(1.0) / max(no[r, s], tiny)
         for dim in range(2):

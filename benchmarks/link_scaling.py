@@ -53,7 +53,8 @@ for line in sys.stdin:
     start, cpu = time.perf_counter(), time.process_time()
     r = link.transmit([data], cmd["esno_db"], [1])[0]
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "blocks": r.num_blocks, "chunk": link.chunk_blocks,
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "blocks": r.num_blocks,
+                      "chunk": link.chunk_blocks,
                       "bler": r.block_errors / r.num_blocks,
                       "iterations": r.decoder_iterations / r.num_blocks}), flush=True)
 """
@@ -82,6 +83,18 @@ class Worker:
         self.proc.wait()
 
 
+def _physical_cores(cpus: set[int]) -> int:
+    """Physical cores among ``cpus`` (SMT siblings counted once; len(cpus) if unknown)."""
+    cores = set()
+    for cpu in cpus:
+        path = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list")
+        try:
+            cores.add(path.read_text().strip())
+        except OSError:
+            return len(cpus)
+    return len(cores)
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -91,9 +104,11 @@ def _positive(text: str) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else \
+        set(range(os.cpu_count() or 1))
+    cpus = len(usable)
     parser.add_argument("--threads", type=_positive, nargs="+",
-                        default=list(range(1, (cpus or 1) + 1)),
+                        default=list(range(1, cpus + 1)),
                         help="worker-thread counts to measure (default 1..all CPUs)")
     parser.add_argument("--repeats", type=_positive, default=5)
     parser.add_argument("--blocks-per-thread", type=_positive, default=400,
@@ -110,7 +125,8 @@ def main() -> int:
             print(f"--reference {args.reference}: no channels/link.py there", file=sys.stderr)
             return 2
         trees["reference"] = args.reference.resolve()
-    print(f"rate-1/2 16-QAM k=4096 AWGN {args.esno_db} dB, <= 20 iterations; usable CPUs {cpus}; "
+    print(f"rate-1/2 16-QAM k=4096 AWGN {args.esno_db} dB, <= 20 iterations; usable CPUs {cpus} "
+          f"on {_physical_cores(usable)} physical cores; "
           f"load average {os.getloadavg()[0]:.1f}; {args.repeats} repeats, "
           f"{args.blocks_per_thread} blocks per thread")
     workers = {name: Worker(tree) for name, tree in trees.items()}
@@ -148,7 +164,8 @@ def _report(runs: dict[tuple[str, int], list[dict[str, float]]], trees: dict[str
             ms = runs[(name, t)]
             rates = sorted(_mbps(m) for m in ms)
             speedup = medians[(name, t)] / one if one else float("nan")
-            print(f"  {t:3d} threads  chunk {ms[0]['chunk']:4.0f}  {medians[(name, t)]:8.2f} Mbit/s "
+            print(f"  {t:3d} threads  chunk {ms[0]['chunk']:4.0f}  "
+                  f"{medians[(name, t)]:8.2f} Mbit/s "
                   f"(min {rates[0]:7.2f}, max {rates[-1]:7.2f})  {medians[(name, t)] / t:6.2f} "
                   f"per thread  speed-up x{speedup:5.2f} vs {threads[0]} thread(s)  CPU "
                   f"{statistics.median(m['cpu_seconds'] / m['blocks'] for m in ms) * 1e6:4.0f} "

@@ -30,7 +30,6 @@ from channels.config import LinkConfig
 from channels.segmentation import BlockLayout
 from channels.snr import check_snr_db, noise_variance
 
-
 #: Default code blocks per batch on the CPU. A batch's stage arrays take ~125 KiB per
 #: k = 4096 block: 16 blocks (~2 MiB per worker) stay in L2/L3 and below glibc's
 #: trim threshold, so batches reuse heap pages instead of faulting in fresh ones (64

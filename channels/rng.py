@@ -78,7 +78,8 @@ def _umul128(typingctx, a, b):
         i128 = ir.IntType(128)
         p = builder.mul(builder.zext(args[0], i128), builder.zext(args[1], i128))
         hi = builder.trunc(builder.lshr(p, ir.Constant(i128, 64)), ir.IntType(64))
-        return context.make_tuple(builder, signature.return_type, (hi, builder.trunc(p, ir.IntType(64))))
+        lo = builder.trunc(p, ir.IntType(64))
+        return context.make_tuple(builder, signature.return_type, (hi, lo))
 
     return sig, codegen
 
@@ -86,7 +87,7 @@ def _umul128(typingctx, a, b):
 @numba.njit(cache=True, nogil=True, inline="always")
 def _step(hi, lo, inc_hi, inc_lo):
     """One PCG64 LCG step: state * MULT + inc (mod 2^128), as (high, low)."""
-    ph, pl = _umul128(lo, _MUL_LO)
+    ph, pl = _umul128(lo, _MUL_LO)  # type: ignore[call-arg,var-annotated]  # numba intrinsic
     ph = ph + hi * _MUL_LO + lo * _MUL_HI
     nlo = pl + inc_lo
     return ph + inc_hi + (_U64(1) if nlo < pl else _U64(0)), nlo

@@ -32,3 +32,20 @@ def test_entropy_matches_seed_sequence_assembly() -> None:
     assert entropy_words(0).tolist() == [0]
     with pytest.raises(ValueError, match="must be >= 0"):
         entropy_words(-1)
+
+
+@pytest.mark.parametrize(("kind", "block_symbols"), [
+    ("awgn", None), ("rayleigh-fast", None), ("rayleigh-block", None), ("rayleigh-block", 300)])
+def test_channel_draws_depend_on_seed_and_block_only(kind: str, block_symbols: int | None) -> None:
+    from channels.channel import FlatChannel
+
+    ch = FlatChannel(kind, 512, block_symbols)
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((7, 512)) + 1j * rng.standard_normal((7, 512))).astype(np.complex64)
+    whole = ch.apply(x, 0.3, 2**33 + 9, 4)
+    parts = [ch.apply(x[a:b], 0.3, 2**33 + 9, 4 + a) for a, b in ((0, 3), (3, 4), (4, 7))]
+    for i in range(2):  # x_eq and noise_var, bit for bit, however the blocks are split
+        joined = np.concatenate([p[i] for p in parts])
+        assert np.array_equal(whole[i].view(np.uint32), joined.view(np.uint32))
+    other = ch.apply(x, 0.3, 2**33 + 10, 4)
+    assert not np.array_equal(whole[0], other[0])  # another seed, other noise

@@ -7,7 +7,10 @@ splits its CPU time by instrumenting the kernels:
 * ``numba``: the compiled kernels (encode, map, channel draws, demap, decode, CRC), which
   release the GIL;
 * ``numpy bulk``: NumPy work that releases the GIL in its inner loop (the rate-recovery
-  scatter, and in old checkouts the ``Generator`` fill of the noise);
+  scatter, and in old checkouts the ``Generator`` fill of the noise), and the whole-array
+  NumPy functions the link calls per batch (``concatenate``, ``unpackbits``, ``packbits``,
+  ``full``, ``zeros``, ``clip``; their argument handling holds the GIL, so the share
+  without them is a lower bound);
 * ``glue``: everything else, i.e. Python, small NumPy calls, ``SeedSequence`` and
   ``Generator`` construction, numba's argument unboxing. It holds the GIL (an upper
   bound: part of the NumPy calls in it release the GIL inside).
@@ -74,6 +77,10 @@ def _instrument(acc: dict[str, float]) -> None:
     from channels.ldpc import FastLdpcDecoder
 
     wrap(FastLdpcDecoder, "recover", "numpy bulk")
+    import numpy as np
+
+    for name in ("concatenate", "unpackbits", "packbits", "full", "zeros", "clip"):
+        wrap(np, name, "numpy bulk")
 
 
 def main() -> int:

@@ -9,6 +9,11 @@ commit): ``python tests/channels/test_link_pinned.py`` prints the new table.
 
 Each case also checks that it is not vacuous (some blocks fail, some pass), so a broken
 link cannot pass by matching a trivially constant hash.
+
+The noise draws are platform independent (NumPy's PCG64 stream); the `app` demapper's LLRs go
+through libm's expf/logf (glibc, x86-64 with FMA here). On a platform whose libm rounds
+differently the two `app` cases could differ without any code change: regenerate the table
+there from 7198f99 before comparing.
 """
 
 from __future__ import annotations

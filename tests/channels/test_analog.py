@@ -61,8 +61,8 @@ def test_mmse_is_conj_h_y_over_gain_plus_no() -> None:
     out, nv = AnalogChannel("rayleigh-fast", s).apply(z, no, seed)
     for j in range(2):
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0, j)))
-        h = _complex_normal(rng, s).astype(np.complex128)
-        n = _complex_normal(rng, s) * math.sqrt(no)
+        h = _complex_normal(rng.standard_normal((s, 2), dtype=np.float32)).astype(np.complex128)
+        n = _complex_normal(rng.standard_normal((s, 2), dtype=np.float32)) * math.sqrt(no)
         y = h * z[j * s:(j + 1) * s] + n
         want = np.conj(h) * y / (np.abs(h) ** 2 + no)
         np.testing.assert_allclose(out[j * s:(j + 1) * s], want, rtol=2e-4, atol=2e-5)

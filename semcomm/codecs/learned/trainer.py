@@ -9,6 +9,11 @@
     every save_every and at the end: <out>/last.pt (weights, optimisers, D, EMA, step)
     end: the codec's model file <out>/model.pt (EMA weights when train.ema_decay > 0)
 
+:class:`LoopTrainer` is the loop itself (resume, log, checkpoints, ``stop_at``, progress,
+step loader); :class:`GANTrainer` adds the adversarial step, EMA and the model file. The
+segmenter (``semcomm.segmentation.train.SegTrainer``) is the loop's non-adversarial user:
+its own update (AdamW + OneCycle), mIoU evaluation and file names, through the same hooks.
+
 A codec subclasses :class:`GANTrainer` and supplies only its hooks: ``build_model``,
 ``build_loss``, ``batch_maker``, ``forward``, ``generator_loss``, ``discriminator_loss``,
 ``model_config`` and ``export`` (plus, where it differs, ``to_device``, ``set_modes``,
@@ -39,7 +44,7 @@ from semcomm.codecs.learned.data import BatchMaker, StepData, step_loader
 from semcomm.codecs.learned.modelfile import atomic_save
 from semcomm.codecs.learned.perceptual import LossResult
 
-__all__ = ["PRECISIONS", "GANTrainer", "RunOptions", "StepResult", "WeightEMA",
+__all__ = ["PRECISIONS", "GANTrainer", "LoopTrainer", "RunOptions", "StepResult", "WeightEMA",
            "derived_seed", "lr_at", "run_steps", "truncate_log"]
 
 CfgT = TypeVar("CfgT", bound=Any)  # the codec's whole config (.model, .train)
@@ -61,13 +66,22 @@ def lr_at(step: int, total: int, lr: float, min_lr: float, warmup: int) -> float
     return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
-def truncate_log(path: Path, step: int) -> None:
-    """Drop log lines at or after ``step`` (left by a run that died after its checkpoint)."""
+def truncate_log(path: Path, step: int,
+                 keep: Callable[[str, int], bool] | None = None) -> None:
+    """Drop log lines at or after ``step`` (left by a run that died after its checkpoint).
+
+    ``keep(line, step)`` decides per non-empty line; the default reads JSON lines and keeps
+    those whose ``"step"`` is below ``step``.
+    """
     if not path.is_file():
         return
-    keep = [ln for ln in path.read_text().splitlines()
-            if ln.strip() and json.loads(ln).get("step", -1) < step]
-    path.write_text("".join(ln + "\n" for ln in keep))
+    keep = keep or _json_line_before
+    kept = [ln for ln in path.read_text().splitlines() if ln.strip() and keep(ln, step)]
+    path.write_text("".join(ln + "\n" for ln in kept))
+
+
+def _json_line_before(line: str, step: int) -> bool:
+    return bool(json.loads(line).get("step", -1) < step)
 
 
 def derived_seed(seed: int, stream: int, step: int) -> int:
@@ -155,7 +169,145 @@ class WeightEMA:
                     p.copy_(s)
 
 
-class GANTrainer(Generic[CfgT, ModelT, LossT]):
+class LoopTrainer:
+    """The one resumable training loop; :class:`GANTrainer` (the learned codecs) and the
+    segmenter's ``SegTrainer`` subclass it.
+
+    ::
+
+        run_loop(out): [resume from out/<checkpoint_name>] ─► drop log lines past it
+          step t = start .. end-1:  batch_maker()(t) (step loader: workers, prefetch)
+             ─► train_step(batch) ─► log_line(t, ...) into out/<log_name>
+             ─► [save_due] out/<checkpoint_name> (atomic: temp file + rename)
+
+    A subclass sets ``step``, ``seed``, ``device`` and ``options`` in its constructor and
+    supplies ``batch_maker``, ``train_step``, ``state``, ``resume``, ``total_steps``,
+    ``log_line`` and ``save_due``; where it differs, ``log_header``, ``keep_log_line``,
+    ``begin`` and ``postfix``. ``checkpoint_name`` and ``log_name`` name the run folder's
+    files; ``resume_found`` says whether an existing checkpoint is resumed without being
+    asked (the codecs) or only when the caller asks (the segmenter's ``--resume``).
+    """
+
+    name: ClassVar[str] = "model"          # progress bar and messages
+    checkpoint_name: ClassVar[str] = "last.pt"
+    log_name: ClassVar[str] = "loss_log.jsonl"
+    resume_found: ClassVar[bool] = True
+    step: int
+    seed: int
+    device: torch.device
+    options: RunOptions
+    _maker: Callable[[int], Any] | None = None
+
+    # ------------------------------------------------------------------ hooks
+    def batch_maker(self) -> Callable[[int], Any]:
+        """Picklable function of the step that builds its host batch (runs in workers)."""
+        raise NotImplementedError
+
+    def train_step(self, data: Any = None) -> Any:
+        """Apply batch ``data`` of step ``self.step``, advance ``self.step``; the result
+        goes to :meth:`log_line`."""
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        """Resumable state (loads with ``weights_only=True``)."""
+        raise NotImplementedError
+
+    def resume(self, path: str | Path) -> None:
+        """Restore a checkpoint written by :meth:`save`."""
+        raise NotImplementedError
+
+    @property
+    def total_steps(self) -> int:
+        raise NotImplementedError
+
+    def log_line(self, step: int, res: Any, wait: float, seconds: float,
+                 end: int) -> str | None:
+        """The log line of step ``step`` (None: none), with the seconds the step waited
+        for its batch and in all; ``end`` is the last step + 1 of this run."""
+        raise NotImplementedError
+
+    def save_due(self, end: int) -> bool:
+        """Whether to write the checkpoint now (``self.step`` steps done)."""
+        raise NotImplementedError
+
+    def log_header(self) -> str:
+        """First line of a new log ("" = none)."""
+        return ""
+
+    def keep_log_line(self, line: str, step: int) -> bool:
+        """Whether a log line survives a resume at ``step`` (JSON lines by default)."""
+        return _json_line_before(line, step)
+
+    def begin(self) -> None:
+        """Called once before the first step of a run (e.g. to start a clock)."""
+
+    def postfix(self, res: Any) -> dict[str, str]:
+        """Progress-bar values after a logged step."""
+        return {}
+
+    @property
+    def run_name(self) -> str:
+        return self.name
+
+    # ------------------------------------------------------------------ the run
+    def host_batch(self, step: int) -> Any:
+        """The host part of step ``step`` (what a DataLoader worker computes)."""
+        if self._maker is None:
+            self._maker = self.batch_maker()
+        return self._maker(step)
+
+    def save(self, path: str | Path) -> None:
+        """Write the resumable checkpoint atomically."""
+        atomic_save(self.state(), Path(path))
+
+    def run_loop(self, out_dir: str | Path, progress: bool = True, stop_at: int | None = None,
+                 resume: bool | None = None) -> Path:
+        """Train to ``total_steps``, or only to step ``stop_at`` of that schedule (the
+        schedule still follows ``total_steps``, so a later run continues it exactly).
+
+        ``resume``: True continues from ``out_dir/<checkpoint_name>`` (which must exist),
+        False starts afresh, None follows ``resume_found``. Returns the run folder.
+        """
+        if stop_at is not None and stop_at < 0:
+            raise ValueError(f"stop_at {stop_at} must be >= 0")
+        end = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        ckpt, log_path = out / self.checkpoint_name, out / self.log_name
+        if resume and not ckpt.is_file():
+            raise ValueError(f"resume: no checkpoint at {ckpt}")
+        if ckpt.is_file() and (self.resume_found if resume is None else resume):
+            self.resume(ckpt)
+            warnings.warn(f"resuming {self.run_name} from step {self.step} ({ckpt})",
+                          stacklevel=3)
+        truncate_log(log_path, self.step, self.keep_log_line)
+        fresh = not log_path.is_file() or log_path.stat().st_size == 0
+        desc = self.name if self.run_name == self.name else f"{self.name} {self.run_name}"
+        bar = _progress_bar(end, min(self.step, end), progress, desc)
+        if self._maker is None:
+            self._maker = self.batch_maker()
+        with log_path.open("a") as log:
+            if fresh and self.log_header():
+                log.write(self.log_header() + "\n")
+
+            def after(step: int, res: Any, wait: float, seconds: float) -> None:
+                bar.update(1)
+                line = self.log_line(step, res, wait, seconds, end)
+                if line is not None:
+                    log.write(line + "\n")
+                    log.flush()
+                    bar.set_postfix(self.postfix(res))
+                if self.save_due(end):
+                    self.save(ckpt)
+
+            self.begin()
+            run_steps(self._maker, self.step, end, lambda _, data: self.train_step(data),
+                      after, self.options, pin_memory=self.device.type == "cuda")
+        bar.close()
+        return out
+
+
+class GANTrainer(LoopTrainer, Generic[CfgT, ModelT, LossT]):
     """The loop; a codec's ``Trainer`` subclasses it with its hooks.
 
     Parameters
@@ -258,10 +410,6 @@ class GANTrainer(Generic[CfgT, ModelT, LossT]):
         """Format tag of the resumable checkpoint ``last.pt``."""
         return f"semcomm.{self.name}.train/1"
 
-    @property
-    def run_name(self) -> str:
-        return self.name
-
     # ------------------------------------------------------------------ the step
     def _apply_options(self) -> None:
         if self.options.channels_last:
@@ -281,12 +429,6 @@ class GANTrainer(Generic[CfgT, ModelT, LossT]):
         if self.options.precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
-
-    def host_batch(self, step: int) -> StepData:
-        """The host part of step ``step`` (what a DataLoader worker computes)."""
-        if self._maker is None:
-            self._maker = self.batch_maker()
-        return self._maker(step)
 
     def train_step(self, data: StepData | None = None) -> StepResult:
         """One generator and (when active) one discriminator update."""
@@ -331,10 +473,6 @@ class GANTrainer(Generic[CfgT, ModelT, LossT]):
             state["ema"] = self.ema.state_dict()
         return state
 
-    def save(self, path: str | Path) -> None:
-        """Write the resumable checkpoint atomically."""
-        atomic_save(self.state(), Path(path))
-
     def checkpoint_label(self) -> str:
         return self.label
 
@@ -377,6 +515,21 @@ class GANTrainer(Generic[CfgT, ModelT, LossT]):
         if self.ema is not None:
             self.ema = WeightEMA(self.generator_parameters(), self.cfg.train.ema_decay)
 
+    # ------------------------------------------------------------------ the loop's hooks
+    def log_line(self, step: int, res: StepResult, wait: float, seconds: float,
+                 end: int) -> str | None:
+        if step % self.cfg.train.log_every and self.step != end:
+            return None
+        return json.dumps({**self.tags(), "step": step, "lr": res.lr, **res.knobs,
+                           "sec_per_step": round(seconds, 4), "data_sec": round(wait, 4),
+                           **res.logs})
+
+    def postfix(self, res: StepResult) -> dict[str, str]:
+        return {k: f"{v:.3g}" for k, v in res.logs.items() if k in self.progress_keys}
+
+    def save_due(self, end: int) -> bool:
+        return self.step % self.cfg.train.save_every == 0 or self.step == end
+
     # ------------------------------------------------------------------ the run
     def fit(self, out_dir: str | Path, progress: bool = True, table_images: int = 100,
             stop_at: int | None = None) -> Path:
@@ -384,48 +537,11 @@ class GANTrainer(Generic[CfgT, ModelT, LossT]):
         to step ``stop_at`` of that schedule (the learning rate still follows
         ``total_steps``, so a later run without ``stop_at`` continues it exactly), then
         write ``out_dir/model.pt``; returns its path."""
-        if stop_at is not None and stop_at < 0:
-            raise ValueError(f"stop_at {stop_at} must be >= 0")
-        end = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        last, log_path = out / "last.pt", out / "loss_log.jsonl"
-        if last.is_file():
-            self.resume(last)
-            warnings.warn(f"resuming {self.run_name} from step {self.step} ({last})",
-                          stacklevel=2)
-        truncate_log(log_path, self.step)
-        bar = _progress_bar(end, min(self.step, end), progress,
-                            f"{self.name} {self.run_name}" if self.run_name != self.name
-                            else self.name)
-        with log_path.open("a") as log:
-            self._run(end, last, log, bar)
-        bar.close()
+        out = self.run_loop(out_dir, progress, stop_at)
         if self.ema is None:
             return self.export(out / "model.pt", table_images)
         with self.ema.applied():
             return self.export(out / "model.pt", table_images)
-
-    def _run(self, end: int, last: Path, log: Any, bar: Any) -> None:
-        t = self.cfg.train
-        if self._maker is None:
-            self._maker = self.batch_maker()
-
-        def after(step: int, res: StepResult, wait: float, seconds: float) -> None:
-            bar.update(1)
-            if step % t.log_every == 0 or self.step == end:
-                line = {**self.tags(), "step": step, "lr": res.lr, **res.knobs,
-                        "sec_per_step": round(seconds, 4), "data_sec": round(wait, 4),
-                        **res.logs}
-                log.write(json.dumps(line) + "\n")
-                log.flush()
-                bar.set_postfix({k: f"{v:.3g}" for k, v in res.logs.items()
-                                 if k in self.progress_keys})
-            if self.step % t.save_every == 0 or self.step == end:
-                self.save(last)
-
-        run_steps(self._maker, self.step, end, lambda _, data: self.train_step(data), after,
-                  self.options, pin_memory=self.device.type == "cuda")
 
 
 def run_steps(make: Callable[[int], _B], start: int, end: int,

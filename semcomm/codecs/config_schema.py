@@ -124,6 +124,9 @@ def _one_line(err: ValidationError, cls: Any, source: str, where: str) -> str:
         return f"{source}: {path or 'top level'} must be a mapping, got {e['input']!r}"
     if kind in ("tuple_type", "list_type"):
         return f"{source}: {path} must be a list, got {e['input']!r}"
+    if kind == "missing" and loc and isinstance(loc[-1], int):  # a fixed tuple too short
+        loc, path = loc[:-1], _path(where, loc[:-1])
+        kind = "too_short"
     if kind in ("too_long", "too_short"):
         n = len(typing.get_args(_hint_at(cls, loc)))
         return f"{source}: {path} must have {n} items, got {e['input']!r}"

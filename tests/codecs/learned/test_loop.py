@@ -157,6 +157,7 @@ def test_command_line_overrides_are_validated_like_the_file(tmp_path: Path) -> N
     ({"train": {"lr": "fast"}}, "x.yaml: train.lr must be float, got 'fast'"),
     ({"train": {"steps": {"ssm": 1.5}}}, "x.yaml: train.steps.ssm must be int, got 1.5"),
     ({"model": {"image_size": [1, 2, 3]}}, "x.yaml: model.image_size must have 2 items"),
+    ({"model": {"image_size": [1]}}, r"x.yaml: model.image_size must have 2 items, got \[1\]"),
     ({"model": {"image": {"ch": True}}}, "x.yaml: model.image.ch must be int, got True"),
     ({"train": 7}, "x.yaml: train must be a mapping, got 7"),
     ({"model": {"image": {"chh": 3}}},

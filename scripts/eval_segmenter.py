@@ -29,7 +29,7 @@ from PIL import Image  # noqa: E402
 
 from semcomm.data import CLASS_NAMES, NUM_CLASSES, StreetScenes  # noqa: E402
 from semcomm.segmentation import BUNDLED_PATH, confusion, iou_from_confusion  # noqa: E402
-from semcomm.segmentation.model import SegNet, SegNetConfig  # noqa: E402
+from semcomm.segmentation.model import SegNet  # noqa: E402
 from semcomm.segmentation.segmenters import BundledSegmenter  # noqa: E402
 from semcomm.segmentation.train import export_weights, load_config  # noqa: E402
 
@@ -64,7 +64,7 @@ def load_segmenter(path: str, flip: bool) -> BundledSegmenter:
     if "model" not in ck:
         return BundledSegmenter(path, flip=flip)
     arch = load_config(Path(__file__).resolve().parent.parent / "configs" / "segmenter.yaml")
-    model = SegNet(SegNetConfig.from_dict(arch["model"]))
+    model = SegNet(arch.model.net_config())
     model.load_state_dict(ck["model"])
     with tempfile.TemporaryDirectory() as tmp:
         export_weights(model, Path(tmp) / "seg.pt", {"from": path})

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from semcomm.data.types import NUM_CLASSES, VOID
-from semcomm.segmentation.model import FORMAT, SegNet, SegNetConfig
+from semcomm.segmentation.model import FORMAT, JudgeNet, SegNet, SegNetConfig, build_net
 
 #: The checkpoint shipped with the package.
 BUNDLED_PATH = Path(__file__).resolve().parent.parent / "assets" / "segmenter.pt"
@@ -179,8 +179,9 @@ class BundledSegmenter(_NetworkSegmenter):
 
 def load_bundled(
     path: str | Path, device: torch.device | str = "cpu"
-) -> tuple[SegNet, dict[str, Any], torch.Tensor]:
-    """Load a weights-only SegNet checkpoint.
+) -> tuple[SegNet | JudgeNet, dict[str, Any], torch.Tensor]:
+    """Load a weights-only segmenter checkpoint (SegNet, or JudgeNet when its config
+    names ``arch: judgenet``).
 
     Returns (model in eval mode, float32; meta dict; logit_bias [C] float32, zeros when
     the checkpoint has none).
@@ -194,7 +195,7 @@ def load_bundled(
     ck = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         raise ValueError(f"{path} is not a {FORMAT} checkpoint")
-    model = SegNet(SegNetConfig.from_dict(ck["config"]))
+    model = build_net(SegNetConfig.from_dict(ck["config"]))
     state = {k: v.float() if v.is_floating_point() else v for k, v in ck["state_dict"].items()}
     model.load_state_dict(state)
     n = model.cfg.num_classes

@@ -5,19 +5,22 @@
     config YAML ─► validate ─► dataset (StreetScenes on the fly, or Cityscapes)
       step s: images (s*B .. s*B+B-1 of the epoch permutation) ─► flip / JPEG(q) ─► SegNet
               ─► class-weighted cross-entropy (void ignored) ─► AdamW + OneCycle
+      every step: one line of runs/.../log.csv (step, loss, lr, seconds, val_miou)
       every ckpt_every: runs/.../checkpoint.pt (model, optimiser, schedule, step, torch RNG)
-      every eval_every: mIoU on held-out "val" images ─► log.csv
+      every eval_every: mIoU on held-out "val" images (the log line's val_miou)
       end: weights-only export (fp16 weights, architecture, logit bias -log w_c)
            ─► semcomm/assets/segmenter.pt
 
-Data order and augmentation are functions of (seed, step), so a resumed run sees the
-same batches as an uninterrupted one.
+The steps run in the learned codecs' loop (:class:`LoopTrainer`: step loader with
+workers, log, atomic checkpoints, resume, stop); :class:`SegTrainer` supplies the
+non-adversarial hooks. Data order and augmentation are functions of (seed, step), so a
+resumed run -- in another process, with another worker count -- continues with exactly
+the numbers of an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
 import functools
 import io
 import math
@@ -25,111 +28,37 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
 from PIL import Image
-from tqdm import tqdm
 
+from semcomm.codecs.config_schema import build_config, config_to_dict
 from semcomm.codecs.learned.modelfile import atomic_save
-from semcomm.codecs.learned.trainer import RunOptions, run_steps
+from semcomm.codecs.learned.trainer import LoopTrainer, RunOptions
 from semcomm.data import build_dataset
 from semcomm.data.types import NUM_CLASSES, VOID
-from semcomm.segmentation.model import FORMAT, JudgeNet, SegNet, SegNetConfig, build_net
+from semcomm.segmentation.config import ModelSection, SegmenterConfig, TrainSection, load_config
+from semcomm.segmentation.model import FORMAT, JudgeNet, SegNet, build_net
 from semcomm.segmentation.scoring import confusion, iou_from_confusion
-
-#: section -> key -> default; every key of a config must appear here.
-DEFAULTS: dict[str, Any] = {
-    "model": {"widths": [24, 48, 64, 128], "blocks8": 2, "blocks16": 4, "arch": "segnet"},
-    "data": {"dataset": "streetscenes", "size": [128, 256], "seed": 0, "root": None,
-             "split": "train", "val_split": "val"},
-    "train": {"steps": 9000, "batch": 8, "lr": 0.004, "weight_decay": 1e-4, "jpeg_prob": 0.5,
-              "jpeg_quality": [3, 95], "flip": True, "ckpt_every": 250, "eval_every": 1000,
-              "eval_count": 48, "device": "auto", "threads": 1, "workers": 1, "seed": 0,
-              "init": None},
-    "export": "semcomm/assets/segmenter.pt",
-}  # fmt: skip
-
-
-def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config, reject unknown keys (naming the nearest valid one), fill defaults."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"config file {path} does not exist")
-    raw = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: top level must be a mapping, got {type(raw).__name__}")
-    cfg: dict[str, Any] = {}
-    for key, default in DEFAULTS.items():
-        cfg[key] = dict(default) if isinstance(default, dict) else default
-    for key, value in raw.items():
-        if key not in DEFAULTS:
-            raise ValueError(f"{path}: unknown key {key!r}{_nearest(key, DEFAULTS)}")
-        if isinstance(DEFAULTS[key], dict):
-            if not isinstance(value, dict):
-                raise ValueError(f"{path}: {key} must be a mapping")
-            for sub, v in value.items():
-                if sub not in DEFAULTS[key]:
-                    raise ValueError(
-                        f"{path}: unknown key {key}.{sub}{_nearest(sub, DEFAULTS[key])}"
-                    )
-                cfg[key][sub] = v
-        else:
-            cfg[key] = value
-    _validate(cfg, path)
-    return cfg
-
-
-def _nearest(key: str, allowed: dict[str, Any]) -> str:
-    close = difflib.get_close_matches(key, list(allowed), n=1)
-    return f"; did you mean {close[0]!r}?" if close else f"; allowed: {sorted(allowed)}"
-
-
-def _validate(cfg: dict[str, Any], path: Path) -> None:
-    t = cfg["train"]
-    for key in ("steps", "batch", "ckpt_every", "eval_every", "eval_count", "threads"):
-        if not isinstance(t[key], int) or t[key] < 1:
-            raise ValueError(f"{path}: train.{key}={t[key]!r} must be an integer >= 1")
-    if not isinstance(t["workers"], int) or t["workers"] < 0:
-        raise ValueError(f"{path}: train.workers={t['workers']!r} must be an integer >= 0")
-    if not 0.0 <= float(t["jpeg_prob"]) <= 1.0:
-        raise ValueError(f"{path}: train.jpeg_prob={t['jpeg_prob']} outside [0, 1]")
-    q = t["jpeg_quality"]
-    if len(q) != 2 or not 1 <= q[0] <= q[1] <= 95:
-        raise ValueError(
-            f"{path}: train.jpeg_quality={q} must be [lo, hi] with 1 <= lo <= hi <= 95"
-        )
-    if t["device"] not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"{path}: train.device={t['device']!r}; allowed auto, cpu, cuda")
-    if float(t["lr"]) <= 0:
-        raise ValueError(f"{path}: train.lr={t['lr']} must be > 0")
-    if cfg["data"]["dataset"] not in ("streetscenes", "cityscapes"):
-        raise ValueError(
-            f"{path}: data.dataset={cfg['data']['dataset']!r}; allowed streetscenes, cityscapes"
-        )
-    SegNetConfig.from_dict(cfg["model"])
-
 
 # -- data --------------------------------------------------------------------------------
 
 
-def _datasets(cfg: dict[str, Any]) -> tuple[Any, Any]:
-    d, t = cfg["data"], cfg["train"]
-    size = tuple(int(v) for v in d["size"])
-    if d["dataset"] == "streetscenes":
-        n = t["steps"] * t["batch"]  # every training image is new
-        train = build_dataset("streetscenes", split=d["split"], count=n, size=size, seed=d["seed"])
-        val = build_dataset(
-            "streetscenes", split=d["val_split"], count=t["eval_count"], size=size, seed=d["seed"]
-        )
+def _datasets(cfg: SegmenterConfig) -> tuple[Any, Any]:
+    d, t = cfg.data, cfg.train
+    if d.dataset == "streetscenes":
+        n = t.steps * t.batch  # every training image is new
+        train = build_dataset("streetscenes", split=d.split, count=n, size=d.size, seed=d.seed)
+        val = build_dataset("streetscenes", split=d.val_split, count=t.eval_count, size=d.size,
+                            seed=d.seed)
     else:
-        train = build_dataset(d["dataset"], split=d["split"], count=None, size=size, root=d["root"])
-        val = build_dataset(
-            d["dataset"], split=d["val_split"], count=t["eval_count"], size=size, root=d["root"]
-        )
+        train = build_dataset(d.dataset, split=d.split, count=None, size=d.size, root=d.root)
+        val = build_dataset(d.dataset, split=d.val_split, count=t.eval_count, size=d.size,
+                            root=d.root)
     return train, val
 
 
@@ -139,33 +68,30 @@ def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
 
 
-def make_batch(ds: Any, cfg: dict[str, Any], step: int) -> tuple[torch.Tensor, torch.Tensor]:
+def make_batch(ds: Any, t: TrainSection, step: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Batch ``step``: images [B,3,H,W] float32 in [0,1], labels [B,H,W] int64 (255 void).
 
     Indices walk a per-epoch permutation (seeded by (seed, epoch)); flips and JPEG
     qualities are drawn from a generator seeded by (seed, step): resumable exactly.
     """
-    t = cfg["train"]
-    b, n = t["batch"], len(ds)
-    rng = np.random.default_rng([t["seed"], 1, step])
+    b, n = t.batch, len(ds)
+    rng = np.random.default_rng([t.seed, 1, step])
     xs, ys = [], []
     for j in range(b):
         k = step * b + j
         epoch, pos = divmod(k, n)
         idx = (
-            int(np.random.default_rng([t["seed"], 0, epoch]).permutation(n)[pos])
+            int(np.random.default_rng([t.seed, 0, epoch]).permutation(n)[pos])
             if n < 10**6
             else pos
         )
         s = ds[idx]
         img, lab = s.image, s.labels
-        if t["flip"] and rng.random() < 0.5:
+        if t.flip and rng.random() < 0.5:
             img, lab = img[:, ::-1], lab[:, ::-1]
-        if rng.random() < t["jpeg_prob"]:
-            img = _jpeg(
-                np.ascontiguousarray(img),
-                int(rng.integers(t["jpeg_quality"][0], t["jpeg_quality"][1] + 1)),
-            )
+        if rng.random() < t.jpeg_prob:
+            img = _jpeg(np.ascontiguousarray(img),
+                        int(rng.integers(t.jpeg_quality[0], t.jpeg_quality[1] + 1)))
         xs.append(np.ascontiguousarray(img))
         ys.append(np.ascontiguousarray(lab))
     x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float().div_(255.0)
@@ -225,12 +151,120 @@ def export_weights(
     atomic_save(payload, Path(path))
 
 
-def _save(
-    out: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, sched: Any, step: int
-) -> None:
-    state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-             "step": step, "torch_rng": torch.get_rng_state()}
-    atomic_save(state, out / "checkpoint.pt")
+# -- the loop's hooks ----------------------------------------------------------------------
+
+
+class SegTrainer(LoopTrainer):
+    """The segmenter on the learned codecs' loop (:class:`LoopTrainer`), non-adversarial.
+
+    ::
+
+        batch (make_batch, step loader) ─► SegNet/JudgeNet ─► class-weighted cross-entropy
+          ─► AdamW ─► OneCycle (peak train.lr, 10 % warm-up, div 20, final div 200)
+        log.csv: one line per step (step done, loss, lr, seconds, val_miou every eval_every)
+        checkpoint.pt: model, optimiser, schedule, step, torch RNG, config (ckpt_every)
+
+    Weights start from ``torch.manual_seed(train.seed)``. A checkpoint is resumed only
+    when asked (``resume=True``, ``--resume``); a non-finite loss skips its update.
+    """
+
+    name: ClassVar[str] = "segmenter"
+    checkpoint_name: ClassVar[str] = "checkpoint.pt"
+    log_name: ClassVar[str] = "log.csv"
+    resume_found: ClassVar[bool] = False
+    train_format: ClassVar[str] = "semcomm.segmenter.train/1"
+
+    def __init__(self, cfg: SegmenterConfig, device: torch.device | str = "cpu",
+                 options: RunOptions | None = None) -> None:
+        t = cfg.train
+        self.cfg, self.seed, self.device = cfg, t.seed, torch.device(device)
+        self.options = options or RunOptions(workers=t.workers)
+        torch.manual_seed(t.seed)  # weight initialisation
+        self.train_ds, self.val_ds = _datasets(cfg)
+        self.model = build_net(cfg.model.net_config()).to(self.device)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=t.lr,
+                                     weight_decay=t.weight_decay)
+        self.sched = torch.optim.lr_scheduler.OneCycleLR(
+            self.opt, max_lr=t.lr, total_steps=t.steps, pct_start=0.1, div_factor=20,
+            final_div_factor=200)
+        self.weights = class_weights(self.train_ds).to(self.device)
+        self.step, self._t0, self._val = 0, time.perf_counter(), ""
+
+    @property
+    def total_steps(self) -> int:
+        return self.cfg.train.steps
+
+    def batch_maker(self) -> functools.partial[tuple[torch.Tensor, torch.Tensor]]:
+        return functools.partial(make_batch, self.train_ds, self.cfg.train)
+
+    def train_step(self, data: Any = None) -> float | None:
+        """One AdamW + OneCycle update of step ``self.step``; its loss (None: skipped)."""
+        step = self.step
+        x, y = self.host_batch(step) if data is None else data
+        self.model.train()
+        logits = self.model(x.to(self.device))
+        loss = F.cross_entropy(logits, y.to(self.device), weight=self.weights,
+                               ignore_index=VOID)
+        value = loss.item()
+        self.opt.zero_grad(set_to_none=True)
+        self.step += 1
+        if not math.isfinite(value):
+            warnings.warn(f"non-finite loss at step {step}; skipping the update", stacklevel=2)
+            return None
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+        return value
+
+    def begin(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def log_header(self) -> str:
+        return "step,loss,lr,seconds,val_miou"
+
+    def keep_log_line(self, line: str, step: int) -> bool:
+        head = line.split(",", 1)[0]  # the header, or the count of steps done
+        return not head.isdigit() or int(head) <= step
+
+    def log_line(self, step: int, res: float | None, wait: float, seconds: float,
+                 end: int) -> str | None:
+        """CSV line of a step with an update; mIoU on the val images when it is due."""
+        if res is None:
+            return None
+        done, t = step + 1, self.cfg.train
+        self._val = ""
+        if done % t.eval_every == 0 or done == t.steps:
+            self._val = f"{evaluate(self.model, self.val_ds, self.device)[1]:.4f}"
+        return (f"{done},{res:.5f},{self.sched.get_last_lr()[0]:.6g},"
+                f"{time.perf_counter() - self._t0:.1f},{self._val}")
+
+    def postfix(self, res: float | None) -> dict[str, str]:
+        return {"loss": f"{res:.3f}", **({"val_miou": self._val} if self._val else {})}
+
+    def save_due(self, end: int) -> bool:
+        return self.step % self.cfg.train.ckpt_every == 0 or self.step == end
+
+    def state(self) -> dict[str, Any]:
+        return {"format": self.train_format, "config": config_to_dict(self.cfg),
+                "model": self.model.state_dict(), "opt": self.opt.state_dict(),
+                "sched": self.sched.state_dict(), "step": self.step,
+                "torch_rng": torch.get_rng_state()}
+
+    def resume(self, path: str | Path) -> None:
+        """Restore ``checkpoint.pt`` (also those written before the format tag)."""
+        ck = torch.load(Path(path), map_location="cpu", weights_only=True)
+        fmt = ck.get("format", self.train_format)
+        if fmt != self.train_format or "model" not in ck:
+            raise ValueError(f"{path}: not a segmenter training checkpoint (format {fmt!r}, "
+                             f"expected {self.train_format!r})")
+        if "config" in ck and build_config(ModelSection, ck["config"]["model"], str(path),
+                                           "model") != self.cfg.model:
+            raise ValueError(f"{path}: model config differs from the current config")
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["opt"])
+        self.sched.load_state_dict(ck["sched"])
+        torch.set_rng_state(ck["torch_rng"])
+        self.step = int(ck["step"])
 
 
 # -- CLI ------------------------------------------------------------------------------------
@@ -241,13 +275,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/segmenter", help="checkpoint/log folder")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--no-export", action="store_true", help="skip the final weights export")
-    parser.add_argument(
-        "--stop-after",
-        type=int,
-        default=None,
-        metavar="STEP",
-        help="checkpoint and stop after this many steps (continue with --resume)",
-    )
+    parser.add_argument("--stop-after", type=int, default=None, metavar="STEP",
+                        help="checkpoint and stop after this many steps (continue with --resume)")
+    parser.add_argument("--workers", type=int, default=None, metavar="W",
+                        help="batch processes (default: train.workers; not stored, may "
+                             "change between runs)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _device(name: str) -> torch.device:
@@ -260,52 +293,35 @@ def _device(name: str) -> torch.device:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    t = cfg["train"]
-    os.environ.setdefault("OMP_NUM_THREADS", str(t["threads"]))
-    torch.set_num_threads(int(t["threads"]))
-    device = _device(t["device"])
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    torch.manual_seed(t["seed"])
-    train_ds, val_ds = _datasets(cfg)
-    model = build_net(SegNetConfig.from_dict(cfg["model"])).to(device)
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=float(t["lr"]), weight_decay=float(t["weight_decay"])
-    )
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt,
-        max_lr=float(t["lr"]),
-        total_steps=t["steps"],
-        pct_start=0.1,
-        div_factor=20,
-        final_div_factor=200,
-    )
-    start = 0
-    if args.resume:
-        start = _resume(out, model, opt, sched)
-    elif t["init"] is not None:
-        _init_weights(model, t["init"])
-    stop = t["steps"] if args.stop_after is None else min(int(args.stop_after), t["steps"])
-    if stop < 1:
+    t, out = cfg.train, Path(args.out)
+    if args.stop_after is not None and args.stop_after < 1:
         raise ValueError(f"--stop-after {args.stop_after} must be >= 1")
-    weights = class_weights(train_ds).to(device)
-    _train_loop(cfg, model, opt, sched, weights, train_ds, val_ds, device, out, start, stop)
-    if stop < t["steps"]:
+    workers = t.workers if getattr(args, "workers", None) is None else args.workers
+    if workers < 0:
+        raise ValueError(f"--workers {workers} must be >= 0")
+    if args.resume and not (out / SegTrainer.checkpoint_name).is_file():
+        raise ValueError(f"--resume: no checkpoint at {out / SegTrainer.checkpoint_name}")
+    os.environ.setdefault("OMP_NUM_THREADS", str(t.threads))
+    torch.set_num_threads(t.threads)
+    device = _device(t.device)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    trainer = SegTrainer(cfg, device, RunOptions(workers=workers))
+    if not args.resume and t.init is not None:
+        _init_weights(trainer.model, t.init)
+    stop = t.steps if args.stop_after is None else min(args.stop_after, t.steps)
+    trainer.run_loop(out, progress=not getattr(args, "no_progress", False), stop_at=stop,
+                     resume=bool(args.resume))
+    if stop < t.steps:
         print(f"stopped after step {stop}; continue with --resume")
         return 0
-    iou, miou = evaluate(model, val_ds, device)
-    print(f"final val mIoU over {len(val_ds)} images: {miou:.4f}")
+    _, miou = evaluate(trainer.model, trainer.val_ds, device)
+    print(f"final val mIoU over {len(trainer.val_ds)} images: {miou:.4f}")
     if not args.no_export:
-        meta = {
-            "steps": t["steps"],
-            "dataset": cfg["data"]["dataset"],
-            "val_miou": miou,
-            "size": list(cfg["data"]["size"]),
-            "jpeg_prob": float(t["jpeg_prob"]),
-        }
-        export_weights(model, cfg["export"], meta, class_weight=weights.cpu())
-        print(f"exported {cfg['export']} ({Path(cfg['export']).stat().st_size / 1e6:.2f} MB)")
+        meta = {"steps": t.steps, "dataset": cfg.data.dataset, "val_miou": miou,
+                "size": list(cfg.data.size), "jpeg_prob": float(t.jpeg_prob)}
+        export_weights(trainer.model, cfg.export, meta, class_weight=trainer.weights.cpu())
+        print(f"exported {cfg.export} ({Path(cfg.export).stat().st_size / 1e6:.2f} MB)")
     return 0
 
 
@@ -323,72 +339,3 @@ def _init_weights(model: torch.nn.Module, path: str) -> None:
         raise ValueError(f"train.init: {path} does not match the model config: {err}") from err
 
 
-def _resume(out: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, sched: Any) -> int:
-    path = out / "checkpoint.pt"
-    if not path.is_file():
-        raise ValueError(f"--resume: no checkpoint at {path}")
-    ck = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(ck["model"])
-    opt.load_state_dict(ck["opt"])
-    sched.load_state_dict(ck["sched"])
-    torch.set_rng_state(ck["torch_rng"])
-    return int(ck["step"])
-
-
-def _train_loop(
-    cfg: dict[str, Any],
-    model: torch.nn.Module,
-    opt: torch.optim.Optimizer,
-    sched: Any,
-    weights: torch.Tensor,
-    train_ds: Any,
-    val_ds: Any,
-    device: torch.device,
-    out: Path,
-    start: int,
-    stop: int,
-) -> None:
-    t = cfg["train"]
-    model.train()
-    log = (out / "log.csv").open("a")
-    if start == 0:
-        log.write("step,loss,lr,seconds,val_miou\n")
-    bar = tqdm(total=t["steps"], initial=start, desc="segmenter", mininterval=5.0)
-    t0 = time.perf_counter()
-
-    def update(step: int, batch: tuple[torch.Tensor, torch.Tensor]) -> float | None:
-        x, y = batch
-        logits = model(x.to(device))
-        loss = F.cross_entropy(logits, y.to(device), weight=weights, ignore_index=VOID)
-        loss_value = loss.item()
-        opt.zero_grad(set_to_none=True)
-        if not math.isfinite(loss_value):
-            warnings.warn(f"non-finite loss at step {step}; skipping the update", stacklevel=2)
-            return None
-        loss.backward()
-        opt.step()
-        sched.step()
-        return loss_value
-
-    def after(step: int, loss_value: float | None, _wait: float, _sec: float) -> None:
-        bar.update(1)
-        if loss_value is None:
-            return
-        done = step + 1
-        val = ""
-        if done % t["eval_every"] == 0 or done == t["steps"]:
-            val = f"{evaluate(model, val_ds, device)[1]:.4f}"
-            bar.set_postfix(loss=f"{loss_value:.3f}", val_miou=val)
-        log.write(
-            f"{done},{loss_value:.5f},{sched.get_last_lr()[0]:.6g},"
-            f"{time.perf_counter() - t0:.1f},{val}\n"
-        )
-        log.flush()
-        if done % t["ckpt_every"] == 0 or done == stop:
-            _save(out, model, opt, sched, done)
-
-    # The learned codecs' stepping: step loader (train.workers), update, log/checkpoint.
-    run_steps(functools.partial(make_batch, train_ds, cfg), start, stop, update, after,
-              RunOptions(workers=int(t["workers"]), prefetch=4))
-    bar.close()
-    log.close()

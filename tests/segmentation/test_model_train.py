@@ -1,14 +1,21 @@
-"""SegNet config round trip, config validation, and exact resume of a tiny training run."""
+"""SegNet config round trip, config validation (the codecs' pydantic schema), and exact
+resume of a tiny training run on the shared loop (2 + 2 steps in two processes == 4)."""
 
 import argparse
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
 from semcomm.segmentation import BundledSegmenter
+from semcomm.segmentation.config import SegmenterConfig
 from semcomm.segmentation.model import SegNet, SegNetConfig
 from semcomm.segmentation.train import load_config, run
+
+ROOT = Path(__file__).resolve().parents[2]
 
 TINY = {
     "model": {"widths": [4, 8, 8, 8], "blocks8": 1, "blocks16": 1},
@@ -35,43 +42,96 @@ def test_segnet_config_round_trip_and_shapes():
         SegNetConfig(widths=(8, 8, 8))  # type: ignore[arg-type]
 
 
-def test_config_unknown_key_names_nearest(tmp_path):
+def _error(tmp_path, data):
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({"train": {"step": 3}}))
-    with pytest.raises(ValueError, match=r"train\.step.*'steps'"):
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError) as err:
         load_config(path)
-    path.write_text(yaml.safe_dump({"train": {"jpeg_prob": 1.5}}))
-    with pytest.raises(ValueError, match="jpeg_prob"):
-        load_config(path)
+    return str(err.value).replace(str(path), "c.yaml")
 
 
-def _args(cfg_path, out, resume=False, stop=None):
-    return argparse.Namespace(
-        config=str(cfg_path), out=str(out), resume=resume, no_export=False, stop_after=stop
-    )
+def test_config_errors_are_one_line_naming_file_key_and_nearest(tmp_path):
+    # The same wording as the codecs' configs (semcomm.codecs.config_schema).
+    assert _error(tmp_path, {"train": {"step": 3}}) == (
+        "c.yaml: unknown key 'train.step'; nearest valid key: 'train.steps'")
+    assert _error(tmp_path, {"exprot": "x.pt"}) == (
+        "c.yaml: unknown key 'exprot'; nearest valid key: 'export'")
+    assert _error(tmp_path, {"train": {"jpeg_prob": 1.5}}) == (
+        "c.yaml: train: jpeg_prob 1.5 outside [0, 1]")
+    assert _error(tmp_path, {"train": {"steps": "4"}}) == "c.yaml: train.steps must be int, got '4'"
+    assert _error(tmp_path, {"model": {"arch": "unet"}}) == (
+        "c.yaml: model: arch 'unet' not one of segnet, judgenet")
+    assert _error(tmp_path, {"model": {"widths": [8, 8, 8]}}) == (
+        "c.yaml: model.widths must have 4 items, got [8, 8, 8]")
+    assert _error(tmp_path, {"data": {"dataset": "kitti"}}) == (
+        "c.yaml: data: dataset 'kitti' not one of streetscenes, cityscapes")
+    with pytest.raises(ValueError, match="does not exist"):
+        load_config(tmp_path / "nowhere.yaml")
 
 
-def test_resume_reproduces_uninterrupted_run(tmp_path):
-    cfg = dict(TINY, export=str(tmp_path / "full.pt"))
+def test_shipped_configs_load():
+    seg = load_config(ROOT / "configs" / "segmenter.yaml")
+    judge = load_config(ROOT / "configs" / "judge.yaml")
+    assert isinstance(seg, SegmenterConfig) and seg.model.arch == "segnet"
+    assert judge.model.arch == "judgenet" and judge.train.seed == 1 and judge.data.seed == 1
+    assert seg.model.widths == (24, 48, 64, 128) and seg.train.jpeg_quality == (3, 95)
+    assert judge.export == "semcomm/assets/judge.pt"
+
+
+def _args(cfg_path, out, resume=False, stop=None, workers=None):
+    return argparse.Namespace(config=str(cfg_path), out=str(out), resume=resume,
+                              no_export=False, stop_after=stop, workers=workers,
+                              no_progress=True)
+
+
+def _columns(log_path):
+    """(step, loss, lr, val_miou) of every line of a log.csv (seconds left out)."""
+    lines = log_path.read_text().splitlines()
+    assert lines[0] == "step,loss,lr,seconds,val_miou"
+    return [(r[0], r[1], r[2], r[4]) for r in (ln.split(",") for ln in lines[1:])]
+
+
+@pytest.mark.parametrize("arch", ["segnet", "judgenet"])
+def test_two_plus_two_steps_in_two_processes_equal_four(tmp_path, arch):
+    model = dict(TINY["model"], arch=arch)
+    cfg = dict(TINY, model=model, export=str(tmp_path / "full.pt"))
+    cfg["train"] = dict(TINY["train"], jpeg_prob=0.5)  # the JPEG draws are resumed too
     full_cfg = tmp_path / "full.yaml"
     full_cfg.write_text(yaml.safe_dump(cfg))
     assert run(_args(full_cfg, tmp_path / "full")) == 0
     cfg["export"] = str(tmp_path / "split.pt")
     split_cfg = tmp_path / "split.yaml"
     split_cfg.write_text(yaml.safe_dump(cfg))
-    assert run(_args(split_cfg, tmp_path / "split", stop=2)) == 0
+    # Steps 0-1 in a fresh interpreter, then 2-3 here with two batch workers.
+    cmd = [sys.executable, "-c", "import sys; from semcomm.cli import main; "
+           "sys.exit(main(sys.argv[1:]))", "train", "segmenter", "--config", str(split_cfg),
+           "--out", str(tmp_path / "split"), "--stop-after", "2", "--no-progress"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
     assert not (tmp_path / "split.pt").exists()
-    assert run(_args(split_cfg, tmp_path / "split", resume=True)) == 0
+    with pytest.warns(UserWarning, match="from step 2"):
+        assert run(_args(split_cfg, tmp_path / "split", resume=True, workers=2)) == 0
+    full, split = _columns(tmp_path / "full" / "log.csv"), _columns(tmp_path / "split" / "log.csv")
+    assert [r[0] for r in full] == ["1", "2", "3", "4"] and full[-1][3] != ""
+    assert split == full  # every loss, learning rate and the final mIoU
     a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)["model"]
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # bit for bit
+    assert (tmp_path / "full.pt").read_bytes() != b""
+    ea = torch.load(tmp_path / "full.pt", weights_only=True)["state_dict"]
+    eb = torch.load(tmp_path / "split.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(ea[k], eb[k]) for k in ea)
     seg = BundledSegmenter(tmp_path / "split.pt")
     weights = torch.load(tmp_path / "split.pt", weights_only=True)["logit_bias"].neg().exp()
     assert weights.shape == (19,) and torch.all(weights > 0)
     assert seg.segment(torch.rand(1, 3, 32, 64)).shape == (1, 32, 64)
-    log = (tmp_path / "split" / "log.csv").read_text().splitlines()
-    assert log[0].startswith("step,loss") and len(log) == 5
+    # Another architecture may not continue this checkpoint.
+    cfg["model"] = dict(model, widths=[8, 8, 8, 8])
+    split_cfg.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ValueError, match="model config differs"):
+        run(_args(split_cfg, tmp_path / "split", resume=True))
+    with pytest.raises(ValueError, match="--resume: no checkpoint"):
+        run(_args(split_cfg, tmp_path / "nothing", resume=True))
 
 
 def test_trains_on_a_cityscapes_tree(tmp_path):

@@ -25,6 +25,7 @@ import functools
 import io
 import math
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -291,16 +292,28 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def run(args: argparse.Namespace) -> int:
+def _checked(args: argparse.Namespace) -> tuple[SegmenterConfig, int]:
+    """The validated config and worker count; ValueError (one line) on bad input."""
     cfg = load_config(args.config)
-    t, out = cfg.train, Path(args.out)
     if args.stop_after is not None and args.stop_after < 1:
         raise ValueError(f"--stop-after {args.stop_after} must be >= 1")
-    workers = t.workers if getattr(args, "workers", None) is None else args.workers
+    workers = cfg.train.workers if getattr(args, "workers", None) is None else args.workers
     if workers < 0:
         raise ValueError(f"--workers {workers} must be >= 0")
-    if args.resume and not (out / SegTrainer.checkpoint_name).is_file():
-        raise ValueError(f"--resume: no checkpoint at {out / SegTrainer.checkpoint_name}")
+    ckpt = Path(args.out) / SegTrainer.checkpoint_name
+    if args.resume and not ckpt.is_file():
+        raise ValueError(f"--resume: no checkpoint at {ckpt}")
+    return cfg, workers
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train (``--resume``: continue), then export; 0, or 2 on bad input (before compute)."""
+    try:
+        cfg, workers = _checked(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    t, out = cfg.train, Path(args.out)
     os.environ.setdefault("OMP_NUM_THREADS", str(t.threads))
     torch.set_num_threads(t.threads)
     device = _device(t.device)

@@ -130,8 +130,6 @@ def test_two_plus_two_steps_in_two_processes_equal_four(tmp_path, arch):
     split_cfg.write_text(yaml.safe_dump(cfg))
     with pytest.raises(ValueError, match="model config differs"):
         run(_args(split_cfg, tmp_path / "split", resume=True))
-    with pytest.raises(ValueError, match="--resume: no checkpoint"):
-        run(_args(split_cfg, tmp_path / "nothing", resume=True))
 
 
 def test_trains_on_a_cityscapes_tree(tmp_path):
@@ -176,3 +174,16 @@ def test_init_from_exported_weights(tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     with pytest.raises(ValueError, match="missing.pt"):
         run(_args(path, tmp_path / "c"))
+
+
+def test_cli_refuses_bad_input_in_one_line_with_exit_2(tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"train": {"step": 3}}))
+    assert run(_args(path, tmp_path / "out")) == 2
+    assert capsys.readouterr().err == (
+        f"error: {path}: unknown key 'train.step'; nearest valid key: 'train.steps'\n")
+    path.write_text(yaml.safe_dump(TINY))
+    assert run(_args(path, tmp_path / "out", resume=True)) == 2
+    assert capsys.readouterr().err.startswith("error: --resume: no checkpoint at")
+    assert run(_args(path, tmp_path / "out", stop=0)) == 2
+    assert not (tmp_path / "out").exists()  # refused before any output

@@ -76,6 +76,9 @@ def test_shipped_configs_load():
     assert judge.model.arch == "judgenet" and judge.train.seed == 1 and judge.data.seed == 1
     assert seg.model.widths == (24, 48, 64, 128) and seg.train.jpeg_quality == (3, 95)
     assert judge.export == "semcomm/assets/judge.pt"
+    # Every shipped segmenter config validates (strict types, no unknown keys).
+    for path in sorted((ROOT / "configs").glob("segmenter*.yaml")):
+        assert load_config(path).model.arch == "segnet", path
 
 
 def _args(cfg_path, out, resume=False, stop=None, workers=None):

@@ -97,7 +97,7 @@ class Link:
     config : LinkConfig
     chunk_blocks : int | None
         Most code blocks per internal batch (memory vs. per-call overhead); None: 64 on
-        the CPU, 1024 for the Sionna chain on a GPU.
+        the CPU, 1024 for the Sionna chain on a GPU, 8192 for ``decoder="gpu"``.
     num_threads : int | None
         Worker threads for ``decoder="fast"`` (None: the CPUs this process may use);
         the Sionna backend always runs on the calling thread. Results do not depend on
@@ -109,7 +109,8 @@ class Link:
         if not isinstance(config, LinkConfig):
             raise ValueError(f"config must be a LinkConfig, got {type(config).__name__}")
         if chunk_blocks is None:
-            chunk_blocks = 64 if config.device == "cpu" else 1024
+            chunk_blocks = 64 if config.device == "cpu" else \
+                8192 if config.decoder == "gpu" else 1024
         if isinstance(chunk_blocks, bool) or not isinstance(chunk_blocks, int) \
                 or chunk_blocks < 1:
             raise ValueError(f"chunk_blocks {chunk_blocks!r} must be a positive int")
@@ -247,16 +248,11 @@ class Link:
         """Encode, modulate, channel, demodulate, decode one batch of blocks."""
         be = self.backend
         info = np.concatenate([rx[p].sent[j0:j1] for p, j0, j1 in pieces])
-        x = be.modulate(be.encode(np.unpackbits(info, axis=1)))
-        x_eq = np.empty_like(x)
-        noise_var = np.empty(x.shape, dtype=np.float32)
-        row = 0
-        for p, j0, j1 in pieces:
-            rows = slice(row, row + j1 - j0)
-            x_eq[rows], noise_var[rows] = self.channel.apply(
-                x[rows], noise_variance(snr_list[p]), seed_list[p], j0)
-            row += j1 - j0
-        u_hat, iters = be.decode(be.demodulate(x_eq, noise_var))
+        if hasattr(be, "transmit_blocks"):  # GPU chain: noise drawn on the device
+            u_hat, iters = be.transmit_blocks(np.unpackbits(info, axis=1), [
+                (noise_variance(snr_list[p]), seed_list[p], j0, j1) for p, j0, j1 in pieces])
+        else:
+            u_hat, iters = self._cpu_blocks(be, info, pieces, snr_list, seed_list)
         decoded = np.packbits(u_hat, axis=1)
         ok = self.layout.crc_ok(decoded)
         row = 0
@@ -266,6 +262,21 @@ class Link:
             rx[p].ok[j0:j1] = ok[rows]
             rx[p].iterations[j0:j1] = iters[rows]
             row += j1 - j0
+
+    def _cpu_blocks(self, be, info: np.ndarray, pieces: list[tuple[int, int, int]],
+                    snr_list: list[float], seed_list: list[int]
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Encode, modulate, channel (NumPy), demodulate, decode one batch of blocks."""
+        x = be.modulate(be.encode(np.unpackbits(info, axis=1)))
+        x_eq = np.empty_like(x)
+        noise_var = np.empty(x.shape, dtype=np.float32)
+        row = 0
+        for p, j0, j1 in pieces:
+            rows = slice(row, row + j1 - j0)
+            x_eq[rows], noise_var[rows] = self.channel.apply(
+                x[rows], noise_variance(snr_list[p]), seed_list[p], j0)
+            row += j1 - j0
+        return be.decode(be.demodulate(x_eq, noise_var))
 
     def _result(self, payload: np.ndarray, r: _Rx) -> LinkResult:
         size, nb = payload.size, r.sent.shape[0]

@@ -1,0 +1,277 @@
+"""The link's stages as torch/Triton operations on one device (CUDA; CPU for tests).
+
+::
+
+    u [N, k] uint8 ─encode─► c [N, n] ─qam_map─► x [N, S] complex64
+        ─flat_channel (counter-based noise)─► x_eq, noise_var [N, S]
+        ─demap─► llr [N, n] ─recover─► l_ch [N, n_dec] ─decode_llrs─► u_hat [N, k], iterations
+
+Conventions are those of the CPU chain (``channels.ldpc``, ``channels.modulation``,
+``channels.channel``): coded bits in the 5G interleaved order, LLRs as logits
+``log p(1)/p(0)``, Es = 1, ``x_eq = y / h`` and ``noise_var = no / |h|^2`` (perfect CSI).
+
+* **Encoding** is one matrix product over GF(2): ``c = u G mod 2`` with the generator
+  ``G`` [k, n] *derived* from the numba encoder (it encodes the unit vectors), so the
+  two encoders cannot disagree. Transmitted systematic bits are a gather of ``u``; only
+  the parity columns are multiplied (int8 tensor cores on CUDA, exact int32 sums).
+* **Noise and fading** come from Philox-4x32-10 keyed by the payload seed,
+  with counter (symbol, block index, stream): the same (seed, block, symbol) gives the
+  same sample whatever the batching (a different stream from the CPU chain's NumPy
+  generator, with the same distribution). Box-Muller on 32-bit uniforms in (0, 1).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+
+from channels.gpu._triton import INTERPRET, check_device, require_triton, tl, triton
+from channels.ldpc import (
+    LLR_MAX,
+    FastLdpcEncoder,
+    LdpcCode,
+    build_code,
+    rate_match_positions,
+)
+from channels.modulation import pam_levels, qam_points
+
+#: Channel kinds of the channel kernel (``channels.config.CHANNELS`` plus the interval case).
+CHANNEL_KIND = {"awgn": 0, "rayleigh-block": 1, "rayleigh-fast": 2}
+_KIND_INTERVAL = 3  # rayleigh-block with block_symbols: one gain per T symbols of the stream
+
+
+@functools.lru_cache(maxsize=4)
+def _generator(k: int, n: int, bits_per_symbol: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(sys_t, sys_src, par_t, G_par): transmitted systematic positions and their info bit,
+    transmitted parity positions and their generator columns [k, n_par] uint8."""
+    code = build_code(k, n, bits_per_symbol)
+    pos = rate_match_positions(code)
+    systematic = pos < code.k  # filler bits are never transmitted
+    g = FastLdpcEncoder(code)(np.eye(code.k, dtype=np.uint8))  # row i: codeword of e_i
+    par_t = np.flatnonzero(~systematic)
+    return (np.flatnonzero(systematic), pos[systematic].astype(np.int64), par_t,
+            np.ascontiguousarray(g[:, par_t]))
+
+
+class GpuEncoder:
+    """5G LDPC encoder as ``c = u G mod 2`` on ``device`` (bit-exact with the numba one).
+
+    Input: u [N, k] uint8 (0/1). Output: c [N, n] uint8, interleaved transmit order.
+    """
+
+    def __init__(self, code: LdpcCode, device: torch.device | str) -> None:
+        self.code = code
+        self.device = torch.device(device)
+        sys_t, sys_src, par_t, g_par = _generator(code.k, code.n, code.bits_per_symbol)
+        self.sys_t = torch.from_numpy(sys_t).to(self.device)
+        self.sys_src = torch.from_numpy(sys_src).to(self.device)
+        self.par_t = torch.from_numpy(par_t).to(self.device)
+        self.num_par = g_par.shape[1]
+        pad = -self.num_par % 8  # torch._int_mm wants column counts divisible by 8
+        g = np.pad(g_par, ((0, 0), (0, pad)))
+        self.g_int8 = torch.from_numpy(g.astype(np.int8)).to(self.device)
+        self.g_float = self.g_int8.to(torch.float32) if self.device.type == "cpu" else None
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        if u.ndim != 2 or u.shape[1] != self.code.k:
+            raise ValueError(f"encoder input shape {tuple(u.shape)} is not [N, {self.code.k}]")
+        num = u.shape[0]
+        c = torch.empty((num, self.code.n), dtype=torch.uint8, device=u.device)
+        c[:, self.sys_t] = u[:, self.sys_src]
+        if self.g_float is not None or num <= 16:  # int_mm needs > 16 rows; fp32 sums exact
+            g = self.g_float if self.g_float is not None else self.g_int8.to(torch.float32)
+            par = (u.to(torch.float32) @ g).to(torch.int32)
+        else:
+            par = torch._int_mm(u.to(torch.int8), self.g_int8)
+        c[:, self.par_t] = (par[:, : self.num_par] & 1).to(torch.uint8)
+        return c
+
+
+class GpuModem:
+    """Gray QAM mapping and soft demapping in torch (``channels.modulation`` conventions).
+
+    Parameters
+    ----------
+    bits_per_symbol : {2, 4, 6, 8}
+    device : torch device
+    """
+
+    def __init__(self, bits_per_symbol: int, device: torch.device | str) -> None:
+        self.bits_per_symbol = m = bits_per_symbol
+        points = qam_points(m)  # validates m
+        self.points = torch.from_numpy(np.stack([points.real, points.imag], -1)).to(device)
+        h = m // 2
+        levels = pam_levels(h)
+        norm = np.sqrt(2.0 * np.mean(levels**2))
+        self.levels = torch.from_numpy((levels / norm).astype(np.float32)).to(device)
+        labels = np.arange(2**h)
+        bits = (labels[:, None] >> np.arange(h - 1, -1, -1)) & 1  # [2^h, h] MSB first
+        self.label_bits = torch.from_numpy(bits.astype(bool)).to(device)
+        self.weights = torch.from_numpy(1 << np.arange(m - 1, -1, -1)).to(device)
+
+    def map(self, bits: torch.Tensor) -> torch.Tensor:
+        """[N, S*m] uint8 -> [N, S] complex64 (label = bits MSB first)."""
+        m = self.bits_per_symbol
+        if bits.ndim != 2 or bits.shape[1] % m:
+            raise ValueError(f"bits shape {tuple(bits.shape)} is not [N, multiple of {m}]")
+        label = (bits.view(bits.shape[0], -1, m).to(torch.int64) * self.weights).sum(-1)
+        return torch.view_as_complex(self.points[label].contiguous())
+
+    def demap(self, y: torch.Tensor, noise_var: torch.Tensor, method: str) -> torch.Tensor:
+        """Soft demapping per real dimension, as ``QamModem.demap``.
+
+        Input: y [N, S] complex64, noise_var [N, S] float32 (> 0), method "app" | "maxlog".
+        Output: llr [N, S*m] float32, logits log p(1)/p(0) in mapped bit order.
+        """
+        if method not in ("app", "maxlog"):
+            raise ValueError(f"demapping method {method!r} not one of ['app', 'maxlog']")
+        yr = torch.view_as_real(y)  # [N, S, 2]
+        inv_no = 1.0 / torch.clamp(noise_var, min=1e-30)
+        d = yr[..., None] - self.levels  # [N, S, 2, L]
+        metric = -(d * d) * inv_no[..., None, None]
+        h = self.bits_per_symbol // 2
+        neg = torch.finfo(torch.float32).min
+        out = []
+        for b in range(h):  # label bit b of each dimension -> transmitted bit 2b + dim
+            one = self.label_bits[:, b]
+            m1 = metric.masked_fill(~one, neg)
+            m0 = metric.masked_fill(one, neg)
+            if method == "app" and h > 1:
+                out.append(torch.logsumexp(m1, -1) - torch.logsumexp(m0, -1))
+            else:
+                out.append(m1.amax(-1) - m0.amax(-1))
+        return torch.stack(out, dim=2).reshape(y.shape[0], -1)  # [N, S, h, 2] -> [N, S*m]
+
+
+def recover(code: LdpcCode, positions: torch.Tensor, llr: torch.Tensor,
+            llr_max: float = LLR_MAX, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Rate recovery as ``FastLdpcDecoder.recover``: [N, n] logits -> [N, n_dec] l_ch.
+
+    ``positions`` [n] int64 is ``rate_match_positions(code)`` on llr's device; ``out`` is
+    added to (HARQ combining). Punctured/untransmitted bits 0, fillers +llr_max.
+    """
+    if llr.ndim != 2 or llr.shape[1] != code.n:
+        raise ValueError(f"decoder input shape {tuple(llr.shape)} is not [N, {code.n}]")
+    if out is None:
+        out = torch.zeros((llr.shape[0], code.n_dec), dtype=torch.float32, device=llr.device)
+    out.index_add_(1, positions, -llr.to(torch.float32))
+    out.clamp_(-llr_max, llr_max)
+    out[:, code.k:code.k_ldpc] = llr_max
+    return out
+
+
+if triton is not None:
+
+    @triton.jit
+    def _philox(seed, c0, c1, c2, c3):
+        """Philox-4x32-10 (Salmon et al., SC'11), as ``tl.philox``; written out here so
+        the kernel holds no Triton library function (the interpreter cannot run those
+        when triton was imported before interpreter mode was switched on)."""
+        k0 = (seed & 0xFFFFFFFF).to(tl.uint32)
+        k1 = ((seed >> 32) & 0xFFFFFFFF).to(tl.uint32)
+        for _ in tl.static_range(10):
+            _c0, _c2 = c0, c2
+            c0 = tl.umulhi(0xCD9E8D57, _c2) ^ c1 ^ k0
+            c2 = tl.umulhi(0xD2511F53, _c0) ^ c3 ^ k1
+            c1 = tl.mul(0xCD9E8D57, _c2, sanitize_overflow=False)
+            c3 = tl.mul(0xD2511F53, _c0, sanitize_overflow=False)
+            k0 = tl.add(k0, 0x9E3779B9, sanitize_overflow=False)
+            k1 = tl.add(k1, 0xBB67AE85, sanitize_overflow=False)
+        return c0, c1, c2, c3
+
+    @triton.jit
+    def _uniform(r):
+        """uint32 -> float32 uniform in (0, 1] (never 0, so log() is finite)."""
+        return (r.to(tl.float32) + 0.5) * 2.3283064365386963e-10
+
+    @triton.jit
+    def _complex_normal(r0, r1):
+        """Box-Muller: two uint32 -> one CN(0, 1) sample (re, im)."""
+        rad = tl.sqrt(-tl.log(_uniform(r0)))  # sqrt(-2 ln u) / sqrt(2)
+        th = 6.283185307179586 * _uniform(r1)
+        return rad * tl.cos(th), rad * tl.sin(th)
+
+    @triton.jit
+    def _channel_kernel(x_ptr, xeq_ptr, nv_ptr, seed_ptr, block_ptr, no_ptr, num_sym,
+                        block_symbols, KIND: tl.constexpr, BS: tl.constexpr):
+        """One program: BS symbols of one block. x/xeq: [N, S, 2] float32."""
+        row = tl.program_id(0)
+        s = tl.program_id(1) * BS + tl.arange(0, BS)
+        ok = s < num_sym
+        seed = tl.load(seed_ptr + row)  # int64 payload seed: the Philox key
+        blk = tl.load(block_ptr + row)  # int64 block index within the payload
+        no = tl.load(no_ptr + row)
+        zero = s.to(tl.uint32) * 0
+        b_lo = (blk & 0xFFFFFFFF).to(tl.uint32) + zero
+        b_hi = (blk >> 32).to(tl.uint32) + zero
+        r0, r1, r2, r3 = _philox(seed, s.to(tl.uint32), b_lo, b_hi, zero)  # stream 0
+        nr, ni = _complex_normal(r0, r1)
+        sd = tl.sqrt(no)
+        nr = nr * sd
+        ni = ni * sd
+        off = row.to(tl.int64) * num_sym * 2 + s * 2
+        xr = tl.load(x_ptr + off, mask=ok, other=0.0)
+        xi = tl.load(x_ptr + off + 1, mask=ok, other=0.0)
+        if KIND == 0:
+            yr = xr + nr
+            yi = xi + ni
+            nv = no + s.to(tl.float32) * 0.0
+        else:
+            if KIND == 2:  # rayleigh-fast: the same counter's other two words
+                hr, hi = _complex_normal(r2, r3)
+            elif KIND == 1:  # one gain per code block: stream 1, symbol counter 0
+                g0, g1, g2, g3 = _philox(seed, zero, b_lo, b_hi, zero + 1)
+                hr, hi = _complex_normal(g0, g1)
+            else:  # one gain per block_symbols symbols of the payload's stream: stream 2
+                iv = (blk * num_sym + s) // block_symbols
+                g0, g1, g2, g3 = _philox(seed, (iv & 0xFFFFFFFF).to(tl.uint32),
+                                           (iv >> 32).to(tl.uint32), zero, zero + 2)
+                hr, hi = _complex_normal(g0, g1)
+            gain = hr * hr + hi * hi
+            ar = hr * xr - hi * xi + nr  # y = h x + n
+            ai = hr * xi + hi * xr + ni
+            yr = (ar * hr + ai * hi) / gain  # y / h = y conj(h) / |h|^2
+            yi = (ai * hr - ar * hi) / gain
+            nv = no / gain
+        tl.store(xeq_ptr + off, yr, mask=ok)
+        tl.store(xeq_ptr + off + 1, yi, mask=ok)
+        tl.store(nv_ptr + row.to(tl.int64) * num_sym + s, nv, mask=ok)
+
+
+def flat_channel(x: torch.Tensor, no: torch.Tensor, seeds: torch.Tensor, blocks: torch.Tensor,
+                 kind: str, block_symbols: int | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat channel with perfect CSI, noise and gains from counter-based Philox.
+
+    Input
+    -----
+    x : [N, S] complex64        transmitted symbols (block j of payload seeds[r] in row r)
+    no : [N] float32            complex noise variance N0 per row
+    seeds, blocks : [N] int64   payload seed (>= 0) and block index of each row
+    kind : "awgn" | "rayleigh-block" | "rayleigh-fast"
+    block_symbols : rayleigh-block coherence in symbols (None: one gain per block)
+
+    Output
+    ------
+    x_eq : [N, S] complex64 (y / h), noise_var : [N, S] float32 (no / |h|^2)
+    """
+    require_triton()
+    if kind not in CHANNEL_KIND:
+        raise ValueError(f"channel {kind!r} not one of {list(CHANNEL_KIND)}")
+    check_device(x, "x")
+    num, sym = x.shape
+    code = _KIND_INTERVAL if kind == "rayleigh-block" and block_symbols else CHANNEL_KIND[kind]
+    xr = torch.view_as_real(x.contiguous())
+    x_eq = torch.empty_like(xr)
+    noise_var = torch.empty((num, sym), dtype=torch.float32, device=x.device)
+    if num:
+        bs = min(1 << 14 if INTERPRET else 1024, 1 << (sym - 1).bit_length())  # few programs
+
+        _channel_kernel[(num, triton.cdiv(sym, bs))](
+            xr, x_eq, noise_var, seeds.to(torch.int64).contiguous(),
+            blocks.to(torch.int64).contiguous(), no.to(torch.float32).contiguous(), sym,
+            int(block_symbols or 1), KIND=code, BS=bs)
+    return torch.view_as_complex(x_eq), noise_var

@@ -1,0 +1,215 @@
+"""The GPU link (channels.gpu): same verdicts as the numba decoder, same stages as the CPU chain.
+
+Without CUDA the Triton kernels run in Triton's interpreter on CPU tensors (the same
+kernel source as on the GPU); with CUDA they compile and the ``gpu``-marked tests compare
+>= 1,000 blocks. Skipped only when triton is not importable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from channels.gpu import _triton  # noqa: E402  (switches the interpreter on without CUDA)
+
+if _triton.triton is None:
+    pytest.skip("triton is not installed (pip install triton==3.6.0)", allow_module_level=True)
+
+from channels import Link, LinkConfig  # noqa: E402
+from channels.gpu.chain import GpuEncoder, GpuModem, flat_channel, recover  # noqa: E402
+from channels.gpu.decoder import DecoderTables, decode_llrs, decode_llrs_torch  # noqa: E402
+from channels.ldpc import (  # noqa: E402
+    FastLdpcDecoder,
+    FastLdpcEncoder,
+    build_code,
+    rate_match_positions,
+)
+from channels.modulation import QamModem  # noqa: E402
+
+DEV = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _waterfall_llrs(k: int, n: int, m: int, esno_db: float, num: int, seed: int = 0):
+    """(code, info bits [num, k], internal LLRs l_ch [num, n_dec]) of a NumPy AWGN chain."""
+    code = build_code(k, n, m)
+    rng = np.random.default_rng(seed)
+    u = rng.integers(0, 2, (num, k), dtype=np.uint8)
+    x = QamModem(m).map(FastLdpcEncoder(code)(u))
+    no = 10 ** (-esno_db / 10)
+    noise = rng.standard_normal((*x.shape, 2), dtype=np.float32).view(np.complex64)[..., 0]
+    y = (x + noise * np.float32(np.sqrt(no / 2))).astype(np.complex64)
+    return code, u, FastLdpcDecoder(code).recover(QamModem(m).demap(y, no, "app"))
+
+
+def _check_same_verdicts(u, ref, got, bpp=None) -> None:
+    """Same decisions and iterations as numba, on a non-vacuous sample (some blocks fail,
+    some succeed, iteration counts vary)."""
+    (u1, i1), (u2, i2) = ref, got
+    u2, i2 = u2.cpu().numpy(), i2.cpu().numpy()
+    ok = (u1 == u).all(axis=1)
+    assert 0 < ok.sum() < ok.size, f"vacuous sample: {ok.sum()} of {ok.size} blocks decoded"
+    assert len(np.unique(i1)) > 2, "early termination never varied"
+    np.testing.assert_array_equal(i2, i1)
+    np.testing.assert_array_equal(u2, u1)
+
+
+def test_triton_decoder_matches_numba_block_for_block() -> None:
+    """300 blocks of a small BG2 code at the waterfall: identical u_hat and iterations."""
+    code, u, l_ch = _waterfall_llrs(96, 192, 4, 6.0, 300)
+    ref = FastLdpcDecoder(code, 20).decode_llrs(l_ch)
+    tables = DecoderTables.build(code, DEV)
+    got = decode_llrs(tables, torch.from_numpy(l_ch).to(DEV), 20,
+                      codewords_per_program=1 if DEV == "cuda" else 512)
+    _check_same_verdicts(u, ref, got)
+
+
+def test_triton_decoder_small_programs_and_minsum() -> None:
+    """Several programs of 2 codewords each stop at different iterations; plain min-sum
+    (offset 0) and a small iteration cap match too."""
+    code, u, l_ch = _waterfall_llrs(96, 192, 4, 6.5, 4, seed=3)
+    got = decode_llrs(DecoderTables.build(code, DEV), torch.from_numpy(l_ch).to(DEV), 6,
+                      offset=0.0, codewords_per_program=2)
+    ref = FastLdpcDecoder(code, 6, offset=0.0).decode_llrs(l_ch)
+    np.testing.assert_array_equal(got[1].cpu().numpy(), ref[1])
+    np.testing.assert_array_equal(got[0].cpu().numpy(), ref[0])
+    assert len(np.unique(ref[1])) > 1
+
+
+def test_torch_decoder_matches_numba_on_a_bg1_code() -> None:
+    """The pure-torch schedule on a rate-0.69 BG1 code (Z = 64)."""
+    code, u, l_ch = _waterfall_llrs(1408, 2048, 4, 9.0, 200, seed=1)
+    assert code.base_graph == "bg1"
+    ref = FastLdpcDecoder(code, 20).decode_llrs(l_ch)
+    _check_same_verdicts(u, ref, decode_llrs_torch(code, torch.from_numpy(l_ch)))
+
+
+@pytest.mark.parametrize(("k", "n", "m"), [(200, 400, 4), (1408, 2112, 6), (64, 320, 2)])
+def test_encoder_and_recovery_match_the_numba_chain(k: int, n: int, m: int) -> None:
+    code = build_code(k, n, m)
+    rng = np.random.default_rng(k)
+    u = rng.integers(0, 2, (20, k), dtype=np.uint8)
+    got = GpuEncoder(code, DEV)(torch.from_numpy(u).to(DEV)).cpu().numpy()
+    np.testing.assert_array_equal(got, FastLdpcEncoder(code)(u))
+    llr = (rng.standard_normal((5, n)) * 15).astype(np.float32)
+    pos = torch.from_numpy(rate_match_positions(code)).long().to(DEV)
+    l_ch = recover(code, pos, torch.from_numpy(llr).to(DEV)).cpu().numpy()
+    np.testing.assert_array_equal(l_ch, FastLdpcDecoder(code).recover(llr))
+
+
+@pytest.mark.parametrize("m", [2, 4, 6, 8])
+def test_map_and_demap_match_the_numpy_modem(m: int) -> None:
+    rng = np.random.default_rng(m)
+    bits = rng.integers(0, 2, (4, 256 * m), dtype=np.uint8)
+    cpu, gpu = QamModem(m), GpuModem(m, DEV)
+    x = cpu.map(bits)
+    np.testing.assert_array_equal(gpu.map(torch.from_numpy(bits).to(DEV)).cpu().numpy(), x)
+    y = (x + 0.3 * rng.standard_normal(x.shape) + 0.3j * rng.standard_normal(x.shape))
+    y = y.astype(np.complex64)
+    nv = rng.uniform(0.01, 1.0, x.shape).astype(np.float32)
+    for method in ("app", "maxlog"):
+        want = cpu.demap(y, nv, method)
+        got = gpu.demap(torch.from_numpy(y).to(DEV), torch.from_numpy(nv).to(DEV), method)
+        np.testing.assert_allclose(got.cpu().numpy(), want, rtol=1e-5, atol=1e-3)
+
+
+def _channel(kind: str, num: int, sym: int, seed: int = 7, first: int = 0, no: float = 0.5,
+             block_symbols: int | None = None):
+    x = torch.ones((num, sym), dtype=torch.complex64, device=DEV)
+    x_eq, nv = flat_channel(x, torch.full((num,), no, device=DEV),
+                            torch.full((num,), seed, device=DEV),
+                            torch.arange(first, first + num, device=DEV), kind, block_symbols)
+    return (x_eq - 1).cpu().numpy(), nv.cpu().numpy()
+
+
+@pytest.mark.parametrize("kind", ["awgn", "rayleigh-block", "rayleigh-fast"])
+def test_channel_statistics(kind: str) -> None:
+    """Equalised noise n/h: (n/h) / sqrt(noise_var) is CN(0, 1) (mean 0, variance 1/2 per
+    dimension, uncorrelated), and E[1/noise_var] = E|h|^2 / no = 1 / no. Tolerances are 5
+    standard errors of the estimates over the 64 x 4000 samples (fewer independent gains
+    for rayleigh-block: 64)."""
+    no = 0.5
+    noise, nv = _channel(kind, 64, 4000, no=no)  # 64 interpreted programs on the CPU
+    w = noise / np.sqrt(nv)
+    count = w.size
+    for part in (w.real, w.imag):
+        assert abs(part.mean()) < 5 * np.sqrt(0.5 / count)
+        assert abs(part.var() - 0.5) < 5 * np.sqrt(0.5 / count)  # var of x^2: 2 sigma^4
+    assert abs(np.mean(w.real * w.imag)) < 5 * 0.5 / np.sqrt(count)
+    gains = no / nv
+    if kind == "awgn":
+        assert np.all(nv == np.float32(no))
+    else:
+        independent = 64 if kind == "rayleigh-block" else gains.size
+        assert abs(gains.mean() - 1) < 5 / np.sqrt(independent)  # |h|^2 ~ Exp(1)
+        if kind == "rayleigh-block":
+            assert np.all(gains == gains[:, :1])
+
+
+def test_channel_noise_is_a_function_of_seed_block_and_symbol() -> None:
+    """Same (seed, block) -> same samples however blocks are batched; other seeds differ;
+    block_symbols intervals span block boundaries."""
+    whole, _ = _channel("rayleigh-fast", 12, 300)
+    part, _ = _channel("rayleigh-fast", 4, 300, first=5)
+    np.testing.assert_array_equal(part, whole[5:9])
+    other, _ = _channel("rayleigh-fast", 12, 300, seed=8)
+    assert not np.any(other == whole)
+    _, nv = _channel("rayleigh-block", 3, 300, block_symbols=450)
+    assert np.all(nv[0] == nv[0, 0]) and np.all(nv[1, :150] == nv[0, 0])
+    assert nv[1, 150] != nv[0, 0] and np.all(nv[1, 150:] == nv[1, 150])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(DEV == "cuda", reason="CPU interpreter variant (the gpu tests cover CUDA)")
+def test_link_with_gpu_decoder_on_cpu_interpreter() -> None:
+    """Link(decoder='gpu', device='cpu'): round trip at high SNR; at the waterfall the
+    results do not depend on how blocks are batched."""
+    cfg = LinkConfig(modulation="16qam", k=96, n=192, decoder="gpu", device="cpu")
+    rng = np.random.default_rng(0)
+    payload = rng.integers(0, 256, 4 * 9, dtype=np.uint8)
+    r = Link(cfg).transmit([payload], 30.0, [1])[0]
+    assert np.array_equal(r.data, payload) and r.block_errors == 0
+    a = Link(cfg, chunk_blocks=2).transmit([payload], 5.0, [2])[0]
+    b = Link(cfg, chunk_blocks=64).transmit([payload], 5.0, [2])[0]
+    np.testing.assert_array_equal(a.block_ok, b.block_ok)
+    np.testing.assert_array_equal(a.data, b.data)
+    assert a.block_errors > 0 and a.bit_errors > 0
+
+
+def test_config_rejects_gpu_only_options() -> None:
+    with pytest.raises(ValueError, match="cn_schedule"):
+        LinkConfig(decoder="gpu", cn_schedule="flooding", device="cuda")
+    with pytest.raises(ValueError, match="cn_update"):
+        LinkConfig(decoder="gpu", cn_update="boxplus-phi", device="cuda")
+
+
+@pytest.mark.gpu
+def test_gpu_decoder_matches_numba_on_2048_blocks() -> None:
+    """The issue's code (rate-1/2 16-QAM, k = 4096) at the waterfall, on CUDA, in two
+    launch shapes."""
+    assert torch.cuda.is_available()
+    code, u, l_ch = _waterfall_llrs(4096, 8192, 4, 6.3, 2048, seed=5)
+    ref = FastLdpcDecoder(code, 20).decode_llrs(l_ch)
+    tables = DecoderTables.build(code, "cuda")
+    for bw, warps in ((1, 4), (2, 8)):
+        got = decode_llrs(tables, torch.from_numpy(l_ch).cuda(), 20,
+                          codewords_per_program=bw, num_warps=warps)
+        _check_same_verdicts(u, ref, got)
+    _check_same_verdicts(u, ref, decode_llrs_torch(code, torch.from_numpy(l_ch).cuda()))
+
+
+@pytest.mark.gpu
+def test_gpu_link_bler_matches_the_fast_link() -> None:
+    """Same BLER (within 5 standard errors) as the numba link at the waterfall, 4000 blocks
+    each (different noise streams, same statistics)."""
+    assert torch.cuda.is_available()
+    base = dict(modulation="16qam", code_rate=0.5, k=4096)
+    rng = np.random.default_rng(0)
+    payload = rng.integers(0, 256, 4000 * 509, dtype=np.uint8)
+    gpu = Link(LinkConfig(**base, decoder="gpu", device="cuda")).transmit([payload], 6.3, [1])[0]
+    cpu = Link(LinkConfig(**base)).transmit([payload], 6.3, [1])[0]
+    p1, p2 = gpu.block_errors / gpu.num_blocks, cpu.block_errors / cpu.num_blocks
+    pooled = (gpu.block_errors + cpu.block_errors) / (2 * gpu.num_blocks)
+    assert 0 < pooled < 1
+    assert abs(p1 - p2) < 5 * np.sqrt(2 * pooled * (1 - pooled) / gpu.num_blocks)
+    assert gpu.undetected_block_errors == 0

@@ -134,7 +134,7 @@ class LinkConfig:
         if not re.fullmatch(r"cpu|cuda(:\d+)?", str(self.device)):
             raise ValueError(f"device {self.device!r} not one of 'cpu', 'cuda', 'cuda:N'")
         if self.device != "cpu" and self.decoder == "fast":
-            raise ValueError(f"device {self.device!r} needs decoder='sionna'; the fast "
+            raise ValueError(f"device {self.device!r} needs decoder='sionna' or 'gpu'; the fast "
                              "decoder runs on the CPU (device='cpu')")
         k, n, rate = (_resolve_uncoded(self) if self.coding == "uncoded"
                       else _resolve_ldpc(self.code_rate, self.k, self.n, self.bits_per_symbol))

@@ -85,7 +85,10 @@ class GpuEncoder:
             g = self.g_float if self.g_float is not None else self.g_int8.to(torch.float32)
             par = (u.to(torch.float32) @ g).to(torch.int32)
         else:
-            par = torch._int_mm(u.to(torch.int8), self.g_int8)
+            try:
+                par = torch._int_mm(u.to(torch.int8), self.g_int8)
+            except RuntimeError:  # a build/GPU without int8 GEMM: fp32 sums are exact too
+                par = (u.to(torch.float32) @ self.g_int8.to(torch.float32)).to(torch.int32)
         c[:, self.par_t] = (par[:, : self.num_par] & 1).to(torch.uint8)
         return c
 

@@ -1,0 +1,206 @@
+"""GPU link throughput (issue 23): this project's GPU chain vs Sionna 2.2 vs the numba link.
+
+Rate-1/2 16-QAM, k = 4096, AWGN, at most 20 iterations, Es/N0 8 dB by default (BLER
+low: the chains that stop early do few iterations; Sionna always runs all 20). Every
+figure is **LDPC information Mbit/s end to end**: info bits drawn, encoded, mapped,
+AWGN, demapped, decoded and compared with what was sent.
+
+* ``gpu chain``: ``GpuBackend.run_blocks`` on device tensors (torch.randint bits, GF(2)
+  matmul encoder, QAM map, Philox AWGN, APP demapper, rate recovery, Triton decoder,
+  block comparison), batches of 16384 blocks, synchronised before the clock stops.
+* ``decoder only``: the Triton kernel in several launch shapes and the pure-torch
+  layered decoder on the same LLRs (the kernel-technology comparison).
+* Sionna 2.2 (``LDPC5GEncoder``, ``Mapper``, ``AWGN``, ``Demapper("app")``,
+  ``LDPC5GDecoder(boxplus-phi, flooding)``), batch 8192, eager and ``torch.compile``d.
+* The numba chain through ``channels.Link`` at 1 thread and at all threads (CPU).
+
+``run(device)`` prints everything and the ratios; called by
+``benchmarks/link_throughput.py --device cuda:0`` and runnable alone::
+
+    python benchmarks/_gpu_link.py --device cuda:0 [--esno-db 8] [--skip-sionna-compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from channels import Link, LinkConfig
+from channels.snr import noise_variance
+
+BASE = dict(modulation="16qam", code_rate=0.5, k=4096, channel="awgn", bp_iterations=20)
+
+
+def _timed(fn: Callable[[], object], device: str) -> tuple[object, float]:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    out = fn()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+    return out, time.perf_counter() - start
+
+
+def gpu_chain(device: str, esno_db: float, batch: int = 16384, batches: int = 8
+              ) -> dict[str, float]:
+    """End-to-end Mbit/s of the GPU chain (after one warm-up batch: Triton compiles)."""
+    from channels.gpu.backend import GpuBackend
+
+    be = GpuBackend(LinkConfig(**BASE, decoder="gpu", device=device))
+    k = be.cfg.k
+    assert k is not None
+    gen = torch.Generator(device=device).manual_seed(0)
+    no = torch.full((batch,), noise_variance(esno_db), device=device)
+    seeds = torch.zeros(batch, dtype=torch.int64, device=device)
+
+    def one(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        u = torch.randint(0, 2, (batch, k), generator=gen, device=device, dtype=torch.uint8)
+        blocks = torch.arange(i * batch, (i + 1) * batch, device=device)
+        u_hat, iters = be.run_blocks(u, no, seeds, blocks)
+        return (u_hat != u).any(dim=1).sum(), iters.sum()
+
+    one(0)
+    out, seconds = _timed(lambda: [one(i + 1) for i in range(batches)], device)
+    errors = sum(int(e) for e, _ in out)  # type: ignore[union-attr]
+    iters = sum(int(t) for _, t in out)  # type: ignore[union-attr]
+    blocks = batch * batches
+    return {"blocks": blocks, "bler": errors / blocks, "iterations": iters / blocks,
+            "seconds": seconds, "info_mbps": blocks * k / seconds / 1e6}
+
+
+def decoder_variants(device: str, esno_db: float, batch: int = 16384) -> dict[str, float]:
+    """Decode-only info Mbit/s of the Triton kernel (launch shapes) and the torch decoder."""
+    from channels.gpu.backend import GpuBackend
+    from channels.gpu.chain import recover
+    from channels.gpu.decoder import decode_llrs, decode_llrs_torch
+
+    be = GpuBackend(LinkConfig(**BASE, decoder="gpu", device=device))
+    assert be.code is not None and be.tables is not None
+    gen = torch.Generator(device=device).manual_seed(1)
+    u = torch.randint(0, 2, (batch, be.code.k), generator=gen, device=device, dtype=torch.uint8)
+    x = be.modem.map(be.encode_t(u))
+    no = noise_variance(esno_db)
+    noise = torch.randn(x.shape, generator=gen, device=device, dtype=torch.complex64)
+    y = x + noise * np.sqrt(no)
+    llr = be.modem.demap(y, torch.full(x.shape, no, device=device), "app")
+    l_ch = recover(be.code, be.positions, llr)
+    out: dict[str, float] = {}
+    for bw, warps in ((1, 2), (1, 4), (1, 8), (2, 4), (4, 8)):
+        decode_llrs(be.tables, l_ch[:64], codewords_per_program=bw, num_warps=warps)  # compile
+        (_, iters), sec = _timed(lambda bw=bw, warps=warps: decode_llrs(
+            be.tables, l_ch, codewords_per_program=bw, num_warps=warps), device)
+        out[f"triton BW={bw} warps={warps}"] = batch * be.code.k / sec / 1e6
+    small = l_ch[:2048]
+    decode_llrs_torch(be.code, small[:64])
+    _, sec = _timed(lambda: decode_llrs_torch(be.code, small), device)
+    out["torch layered (eager)"] = small.shape[0] * be.code.k / sec / 1e6
+    out["mean iterations"] = float(iters.float().mean())  # type: ignore[has-type]
+    return out
+
+
+def sionna_chain(device: str, esno_db: float, compiled: bool, batch: int = 8192,
+                 batches: int = 2) -> dict[str, float]:
+    """Sionna 2.2 boxplus-phi flooding chain, eager or torch.compile'd (compile excluded)."""
+    from sionna.phy.channel import AWGN
+    from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
+    from sionna.phy.mapping import Demapper, Mapper
+
+    k, n = 4096, 8192
+    enc = LDPC5GEncoder(k, n, num_bits_per_symbol=4, device=device)
+    dec = LDPC5GDecoder(enc, cn_update="boxplus-phi", cn_schedule="flooding", num_iter=20,
+                        hard_out=True, return_infobits=True, device=device)
+    mapper, demapper = Mapper("qam", 4, device=device), Demapper("app", "qam", 4, device=device)
+    awgn = AWGN(device=device)
+    no = noise_variance(esno_db)
+
+    def chain(u: torch.Tensor) -> torch.Tensor:
+        x = mapper(enc(u))
+        return (dec(demapper(awgn(x, no), no)) != u).any(dim=-1).sum()
+
+    fn = torch.compile(chain) if compiled else chain
+    gen = torch.Generator(device=device).manual_seed(2)
+    with torch.no_grad():
+        _, warm = _timed(lambda: fn(torch.randint(0, 2, (batch, k), generator=gen,
+                                                  device=device).float()), device)
+        errs, seconds = _timed(lambda: [fn(torch.randint(
+            0, 2, (batch, k), generator=gen, device=device).float()) for _ in range(batches)],
+            device)
+    blocks = batch * batches
+    return {"blocks": blocks, "bler": sum(int(e) for e in errs) / blocks,  # type: ignore[union-attr]
+            "seconds": seconds, "warmup_s": warm, "info_mbps": blocks * k / seconds / 1e6}
+
+
+def numba_chain(esno_db: float, threads: int, blocks: int) -> dict[str, float]:
+    """The fast (numba) chain through channels.Link (segmentation and CRC included)."""
+    link = Link(LinkConfig(**BASE), chunk_blocks=64, num_threads=threads)
+    rng = np.random.default_rng(0)
+    link.transmit([rng.integers(0, 256, link.block_payload_bytes, dtype=np.uint8)], esno_db, [0])
+    data = rng.integers(0, 256, blocks * link.block_payload_bytes, dtype=np.uint8)
+    start = time.perf_counter()
+    r = link.transmit([data], esno_db, [1])[0]
+    seconds = time.perf_counter() - start
+    return {"blocks": r.num_blocks, "bler": r.block_errors / r.num_blocks,
+            "iterations": r.decoder_iterations / r.num_blocks, "seconds": seconds,
+            "info_mbps": r.num_blocks * 4096 / seconds / 1e6}
+
+
+def _line(name: str, m: dict[str, float]) -> None:
+    extra = f"  iter/block {m['iterations']:5.2f}" if "iterations" in m else ""
+    print(f"{name:<44} blocks {m['blocks']:7.0f}  BLER {m['bler']:.4f}{extra}  "
+          f"{m['seconds']:7.2f} s  info {m['info_mbps']:9.1f} Mbit/s", flush=True)
+
+
+def run(device: str = "cuda:0", esno_db: float = 8.0, sionna_compile: bool = True) -> None:
+    """Print every chain's Mbit/s and the ratios (one run, ~2-3 minutes on an H200)."""
+    cpus = len(os.sched_getaffinity(0))
+    print(f"rate-1/2 16-QAM k=4096 AWGN Es/N0={esno_db} dB, <= 20 iterations, device "
+          f"{device} ({torch.cuda.get_device_name(device)}), {cpus} cpus", flush=True)
+    res: dict[str, dict[str, float]] = {}
+    steps: list[tuple[str, Callable[[], dict[str, float]]]] = [
+        ("gpu chain (Triton layered offset-ms)", lambda: gpu_chain(device, esno_db)),
+        ("sionna eager (boxplus-phi, flooding)",
+         lambda: sionna_chain(device, esno_db, compiled=False, batches=1)),
+        ("numba chain, 1 thread", lambda: numba_chain(esno_db, 1, 300)),
+        (f"numba chain, {cpus} threads", lambda: numba_chain(esno_db, cpus, 300 * cpus)),
+    ]
+    if sionna_compile:
+        steps.insert(2, ("sionna torch.compile (boxplus-phi, flooding)",
+                         lambda: sionna_chain(device, esno_db, compiled=True)))
+    for name, step in steps:
+        try:
+            res[name] = step()
+            _line(name, res[name])
+        except Exception as err:  # one failing chain must not hide the others
+            print(f"{name}: FAILED {type(err).__name__}: {err}", flush=True)
+    try:
+        for name, mbps in decoder_variants(device, esno_db).items():
+            print(f"decoder only: {name:<30} {mbps:9.1f}" + (" Mbit/s" if "iter" not in name
+                                                             else ""), flush=True)
+    except Exception as err:
+        print(f"decoder only: FAILED {type(err).__name__}: {err}", flush=True)
+    gpu = res.get("gpu chain (Triton layered offset-ms)")
+    if gpu:
+        for name, m in res.items():
+            if m is not gpu:
+                print(f"ratio gpu chain / {name}: {gpu['info_mbps'] / m['info_mbps']:.1f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda:0")
+    parser.add_argument("--esno-db", type=float, default=8.0)
+    parser.add_argument("--skip-sionna-compile", action="store_true")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():  # ``make bench`` runs every script, also on CPUs
+        print("_gpu_link: no CUDA device, nothing to measure")
+        return
+    run(args.device, args.esno_db, not args.skip_sionna_compile)
+
+
+if __name__ == "__main__":
+    main()

@@ -135,9 +135,10 @@ def sionna_chain(device: str, esno_db: float, compiled: bool, batch: int = 8192,
             "seconds": seconds, "warmup_s": warm, "info_mbps": blocks * k / seconds / 1e6}
 
 
-def numba_chain(esno_db: float, threads: int, blocks: int) -> dict[str, float]:
-    """The fast (numba) chain through channels.Link (segmentation and CRC included)."""
-    link = Link(LinkConfig(**BASE), chunk_blocks=64, num_threads=threads)
+def link_chain(cfg: LinkConfig, threads: int, blocks: int, esno_db: float
+               ) -> dict[str, float]:
+    """A chain through ``channels.Link`` (segmentation and CRC on the CPU included)."""
+    link = Link(cfg, num_threads=threads)
     rng = np.random.default_rng(0)
     link.transmit([rng.integers(0, 256, link.block_payload_bytes, dtype=np.uint8)], esno_db, [0])
     data = rng.integers(0, 256, blocks * link.block_payload_bytes, dtype=np.uint8)
@@ -151,43 +152,61 @@ def numba_chain(esno_db: float, threads: int, blocks: int) -> dict[str, float]:
 
 def _line(name: str, m: dict[str, float]) -> None:
     extra = f"  iter/block {m['iterations']:5.2f}" if "iterations" in m else ""
-    print(f"{name:<44} blocks {m['blocks']:7.0f}  BLER {m['bler']:.4f}{extra}  "
+    print(f"{name:<46} blocks {m['blocks']:7.0f}  BLER {m['bler']:.4f}{extra}  "
           f"{m['seconds']:7.2f} s  info {m['info_mbps']:9.1f} Mbit/s", flush=True)
 
 
+GPU = "gpu chain (Triton layered offset-ms)"
+
+
+def _ratios(res: dict[str, dict[str, float]]) -> None:
+    gpu = res.get(GPU)
+    for name, m in res.items():
+        if gpu and m is not gpu:
+            print(f"ratio gpu chain / {name}: {gpu['info_mbps'] / m['info_mbps']:.1f}x",
+                  flush=True)
+
+
 def run(device: str = "cuda:0", esno_db: float = 8.0, sionna_compile: bool = True) -> None:
-    """Print every chain's Mbit/s and the ratios (one run, ~2-3 minutes on an H200)."""
+    """Print every chain's Mbit/s and the ratios (one run, ~2-3 minutes on an H200).
+
+    Order: the GPU chain, the decoder alone, the numba and Link chains, Sionna eager, the
+    ratios so far, then Sionna compiled (its ~1 minute compile last) and all ratios.
+    """
     cpus = len(os.sched_getaffinity(0))
     print(f"rate-1/2 16-QAM k=4096 AWGN Es/N0={esno_db} dB, <= 20 iterations, device "
           f"{device} ({torch.cuda.get_device_name(device)}), {cpus} cpus", flush=True)
     res: dict[str, dict[str, float]] = {}
-    steps: list[tuple[str, Callable[[], dict[str, float]]]] = [
-        ("gpu chain (Triton layered offset-ms)", lambda: gpu_chain(device, esno_db)),
-        ("sionna eager (boxplus-phi, flooding)",
-         lambda: sionna_chain(device, esno_db, compiled=False, batches=1)),
-        ("numba chain, 1 thread", lambda: numba_chain(esno_db, 1, 300)),
-        (f"numba chain, {cpus} threads", lambda: numba_chain(esno_db, cpus, 300 * cpus)),
-    ]
-    if sionna_compile:
-        steps.insert(2, ("sionna torch.compile (boxplus-phi, flooding)",
-                         lambda: sionna_chain(device, esno_db, compiled=True)))
-    for name, step in steps:
+
+    def step(name: str, fn: Callable[[], dict[str, float]]) -> None:
         try:
-            res[name] = step()
+            res[name] = fn()
             _line(name, res[name])
         except Exception as err:  # one failing chain must not hide the others
             print(f"{name}: FAILED {type(err).__name__}: {err}", flush=True)
+
+    step(GPU, lambda: gpu_chain(device, esno_db))
     try:
-        for name, mbps in decoder_variants(device, esno_db).items():
-            print(f"decoder only: {name:<30} {mbps:9.1f}" + (" Mbit/s" if "iter" not in name
-                                                             else ""), flush=True)
+        for name, value in decoder_variants(device, esno_db).items():
+            unit = "" if name == "mean iterations" else " Mbit/s (decode only)"
+            print(f"decoder only: {name:<30} {value:9.1f}{unit}", flush=True)
     except Exception as err:
         print(f"decoder only: FAILED {type(err).__name__}: {err}", flush=True)
-    gpu = res.get("gpu chain (Triton layered offset-ms)")
-    if gpu:
-        for name, m in res.items():
-            if m is not gpu:
-                print(f"ratio gpu chain / {name}: {gpu['info_mbps'] / m['info_mbps']:.1f}x")
+    step("numba chain (Link), 1 thread",
+         lambda: link_chain(LinkConfig(**BASE), 1, 300, esno_db))
+    step(f"numba chain (Link), {cpus} threads",
+         lambda: link_chain(LinkConfig(**BASE), cpus, 300 * cpus, esno_db))
+    step("gpu chain through Link (CRC on the CPU)", lambda: link_chain(
+        LinkConfig(**BASE, decoder="gpu", device=device), 1, 16384, esno_db))
+    step("sionna eager (boxplus-phi, flooding)",
+         lambda: sionna_chain(device, esno_db, compiled=False, batches=1))
+    _ratios(res)
+    if sionna_compile:
+        name = "sionna torch.compile (boxplus-phi, flooding)"
+        step(name, lambda: sionna_chain(device, esno_db, compiled=True))
+        if name in res:
+            print(f"(sionna compile + first batch: {res[name]['warmup_s']:.0f} s)")
+            _ratios({GPU: res[GPU], name: res[name]} if GPU in res else {})
 
 
 def main() -> None:

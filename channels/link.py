@@ -249,7 +249,7 @@ class Link:
         be = self.backend
         info = np.concatenate([rx[p].sent[j0:j1] for p, j0, j1 in pieces])
         if hasattr(be, "transmit_blocks"):  # GPU chain: noise drawn on the device
-            u_hat, iters = be.transmit_blocks(np.unpackbits(info, axis=1), [
+            u_hat, iters = be.transmit_blocks(info, [
                 (noise_variance(snr_list[p]), seed_list[p], j0, j1) for p, j0, j1 in pieces])
         else:
             u_hat, iters = self._cpu_blocks(be, info, pieces, snr_list, seed_list)

@@ -90,16 +90,18 @@ class GpuBackend:
         method = self.cfg.demapping if self.code is not None else "maxlog"
         return self.decode_t(self.modem.demap(x_eq, noise_var, method))
 
-    def transmit_blocks(self, info_bits: np.ndarray,
-                        rows: Sequence[tuple[float, int, int, int]]
+    def transmit_blocks(self, info: np.ndarray, rows: Sequence[tuple[float, int, int, int]]
                         ) -> tuple[np.ndarray, np.ndarray]:
-        """``Link``'s batch: info bits [B, k] uint8 whose consecutive rows are blocks
-        ``j0 .. j1-1`` of one payload per ``(no, seed, j0, j1)`` in ``rows``."""
+        """``Link``'s batch: info bytes [B, k/8] uint8 (bits MSB first) whose consecutive
+        rows are blocks ``j0 .. j1-1`` of one payload per ``(no, seed, j0, j1)`` in
+        ``rows``. Returns u_hat [B, k] uint8 bits and iterations [B] int32 (NumPy)."""
+        packed = self._t(info)
+        shifts = torch.arange(7, -1, -1, device=self.device, dtype=torch.uint8)
+        bits = ((packed[:, :, None] >> shifts) & 1).reshape(packed.shape[0], -1)
         no = np.concatenate([np.full(j1 - j0, n, np.float32) for n, _, j0, j1 in rows])
         seeds = np.concatenate([np.full(j1 - j0, s, np.int64) for _, s, j0, j1 in rows])
         blocks = np.concatenate([np.arange(j0, j1, dtype=np.int64) for _, _, j0, j1 in rows])
-        u_hat, iters = self.run_blocks(self._t(info_bits), self._t(no), self._t(seeds),
-                                       self._t(blocks))
+        u_hat, iters = self.run_blocks(bits, self._t(no), self._t(seeds), self._t(blocks))
         return u_hat.cpu().numpy(), iters.cpu().numpy()
 
     # -- Backend protocol (NumPy in, NumPy out) ----------------------------------------

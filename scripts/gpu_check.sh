@@ -28,7 +28,7 @@ stage "versions" 60 bash -c "nvidia-smi --query-gpu=name,memory.total,driver_ver
   \"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"triton\", triton.__version__, \
   \"numba\", numba.__version__, torch.cuda.get_device_name(0))'"
 stage "GPU link tests (incl. gpu-marked: >= 1,000 blocks vs numba)" 200 \
-  "$PY" -m pytest tests/channels/test_gpu_decoder.py -m "not slow" -q -x -p no:cacheprovider \
+  "$PY" -m pytest tests/channels/test_gpu_decoder.py -m "not slow" -q -p no:cacheprovider \
   --durations=5
 stage "benchmark: gpu chain, decoder only, sionna eager+compiled, numba 1/all threads" 330 \
   "$PY" benchmarks/_gpu_link.py --device cuda:0 --esno-db 8.0

@@ -33,7 +33,9 @@ def _patch_interpreter_index() -> None:
     loaded bounds fails on the CPU; index with the array's single element instead."""
     import triton.runtime.interpreter as interp
 
-    original = interp._patch_lang_tensor
+    original = getattr(interp, "_patch_lang_tensor", None)
+    if original is None:  # another Triton version: nothing to patch
+        return
 
     def patched(tensor, scope):
         original(tensor, scope)

@@ -13,6 +13,7 @@ of the info bits, one device->host copy of the decisions); the per-stage methods
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,7 +21,15 @@ import torch
 
 from channels.config import LinkConfig
 from channels.gpu._triton import INTERPRET, require_triton
-from channels.gpu.chain import GpuEncoder, GpuModem, flat_channel, recover
+from channels.gpu.chain import (
+    GpuEncoder,
+    GpuModem,
+    channel_template,
+    demap_recover,
+    flat_channel,
+    map_channel,
+    recover,
+)
 from channels.gpu.decoder import DecoderTables, decode_llrs
 from channels.ldpc import build_code, rate_match_positions
 
@@ -49,9 +58,14 @@ class GpuBackend:
         if self.code is not None:
             self.encoder: GpuEncoder | None = GpuEncoder(self.code, dev)
             self.tables: DecoderTables | None = DecoderTables.build(self.code, dev)
-            self.positions = torch.from_numpy(rate_match_positions(self.code)).long().to(dev)
+            pos = rate_match_positions(self.code)
+            self.positions = torch.from_numpy(pos).long().to(dev)
+            # each transmitted bit on its own mother bit: demap + recover fuse to a scatter
+            self.fused = len(np.unique(pos)) == len(pos)
+            self.template = channel_template(self.code, dev)
         else:
             self.encoder = self.tables = None
+            self.fused = False
 
     def _t(self, a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
@@ -73,22 +87,51 @@ class GpuBackend:
             zeros = torch.zeros(llr.shape[0], dtype=torch.int32, device=llr.device)
             return (llr[:, :k] > 0).to(torch.uint8), zeros
         l_ch = recover(self.code, self.positions, llr)
+        return self._decode_internal(l_ch)
+
+    def _decode_internal(self, l_ch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """l_ch [B, n_dec] (consumed: decoded in place) -> (u_hat, iterations)."""
+        assert self.tables is not None
         return decode_llrs(self.tables, l_ch, self.cfg.bp_iterations,
                            offset=_OFFSET[self.cfg.cn_update],
-                           codewords_per_program=64 if INTERPRET else 1)
+                           codewords_per_program=64 if INTERPRET else 1,
+                           num_warps=8, inplace=True)
 
     def run_blocks(self, u: torch.Tensor, no: torch.Tensor, seeds: torch.Tensor,
-                   blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                   blocks: torch.Tensor, timings: dict[str, float] | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
         """Info bits [B, k] uint8 on the device -> (u_hat [B, k], iterations [B]).
 
         Row r is block ``blocks[r]`` of the payload with seed ``seeds[r]`` sent at complex
-        noise variance ``no[r]`` (all [B] tensors on the device).
+        noise variance ``no[r]`` (all [B] tensors on the device). With LDPC and rate
+        matching without repetition three launches do it all: parity GEMM, fused
+        encode-assembly + map + channel, fused demap + recovery, then the decoder (same
+        numbers as the stage-by-stage functions). ``timings``: if given, the device is
+        synchronised after each stage and its seconds are added under "encode+map+channel",
+        "demap+recover", "decode" (for the benchmark; slows the chain a little).
         """
-        x = self.modem.map(self.encode_t(u))
-        x_eq, noise_var = flat_channel(x, no, seeds, blocks, self.cfg.channel,
-                                       self.cfg.block_symbols)
+        clock = _StageClock(timings, u.device)
         method = self.cfg.demapping if self.code is not None else "maxlog"
-        return self.decode_t(self.modem.demap(x_eq, noise_var, method))
+        if self.code is None or self.encoder is None or not self.fused:
+            x = self.modem.map(self.encode_t(u))
+            x_eq, noise_var = flat_channel(x, no, seeds, blocks, self.cfg.channel,
+                                           self.cfg.block_symbols)
+            clock("encode+map+channel")
+            llr = self.modem.demap(x_eq, noise_var, method)
+            if self.code is None:
+                return self.decode_t(llr)
+            l_ch = recover(self.code, self.positions, llr)
+            clock("demap+recover")
+        else:
+            x_eq, noise_var = map_channel(self.encoder, u, self.modem.levels, no, seeds, blocks,
+                                          self.cfg.channel, self.cfg.block_symbols)
+            clock("encode+map+channel")
+            l_ch = demap_recover(self.code, self.positions, self.modem.levels, x_eq,
+                                 noise_var, method, self.template)
+            clock("demap+recover")
+        out = self._decode_internal(l_ch)
+        clock("decode")
+        return out
 
     def transmit_blocks(self, info: np.ndarray, rows: Sequence[tuple[float, int, int, int]]
                         ) -> tuple[np.ndarray, np.ndarray]:
@@ -118,3 +161,23 @@ class GpuBackend:
     def decode(self, llr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         u_hat, iters = self.decode_t(self._t(llr.astype(np.float32)))
         return u_hat.cpu().numpy(), iters.cpu().numpy()
+
+
+class _StageClock:
+    """Adds the seconds since the previous call to ``timings[stage]`` (device synchronised);
+    does nothing when ``timings`` is None."""
+
+    def __init__(self, timings: dict[str, float] | None, device: torch.device) -> None:
+        self.timings, self.device = timings, device
+        self.last = self._now() if timings is not None else 0.0
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        if self.timings is not None:
+            now = self._now()
+            self.timings[stage] = self.timings.get(stage, 0.0) + now - self.last
+            self.last = now

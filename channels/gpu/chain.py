@@ -74,21 +74,30 @@ class GpuEncoder:
         g = np.pad(g_par, ((0, 0), (0, pad)))
         self.g_int8 = torch.from_numpy(g.astype(np.int8)).to(self.device)
         self.g_float = self.g_int8.to(torch.float32) if self.device.type == "cpu" else None
+        src = np.full(code.n, 0, dtype=np.int32)  # transmitted bit -> info bit / -(parity+1)
+        src[sys_t] = sys_src
+        src[par_t] = -1 - np.arange(len(par_t))
+        self.src = torch.from_numpy(src).to(self.device)
+
+    def parity(self, u: torch.Tensor) -> torch.Tensor:
+        """[N, k] uint8 -> [N, >= n_par] int32 GF(2)-sums (bit = sum & 1) of the parity bits
+        transmitted, in transmit order (``par_t``)."""
+        if u.ndim != 2 or u.shape[1] != self.code.k:
+            raise ValueError(f"encoder input shape {tuple(u.shape)} is not [N, {self.code.k}]")
+        if self.g_float is not None or u.shape[0] <= 16:  # int_mm needs > 16 rows
+            g = self.g_float if self.g_float is not None else self.g_int8.to(torch.float32)
+            return (u.to(torch.float32) @ g).to(torch.int32)  # fp32 sums < 2^24: exact
+        try:
+            return torch._int_mm(u.contiguous().view(torch.int8), self.g_int8)
+        except RuntimeError:  # a build/GPU without int8 GEMM: fp32 sums are exact too
+            return (u.to(torch.float32) @ self.g_int8.to(torch.float32)).to(torch.int32)
 
     def __call__(self, u: torch.Tensor) -> torch.Tensor:
         if u.ndim != 2 or u.shape[1] != self.code.k:
             raise ValueError(f"encoder input shape {tuple(u.shape)} is not [N, {self.code.k}]")
-        num = u.shape[0]
-        c = torch.empty((num, self.code.n), dtype=torch.uint8, device=u.device)
+        par = self.parity(u)
+        c = torch.empty((u.shape[0], self.code.n), dtype=torch.uint8, device=u.device)
         c[:, self.sys_t] = u[:, self.sys_src]
-        if self.g_float is not None or num <= 16:  # int_mm needs > 16 rows; fp32 sums exact
-            g = self.g_float if self.g_float is not None else self.g_int8.to(torch.float32)
-            par = (u.to(torch.float32) @ g).to(torch.int32)
-        else:
-            try:
-                par = torch._int_mm(u.to(torch.int8), self.g_int8)
-            except RuntimeError:  # a build/GPU without int8 GEMM: fp32 sums are exact too
-                par = (u.to(torch.float32) @ self.g_int8.to(torch.float32)).to(torch.int32)
         c[:, self.par_t] = (par[:, : self.num_par] & 1).to(torch.uint8)
         return c
 
@@ -198,15 +207,9 @@ if triton is not None:
         return rad * tl.cos(th), rad * tl.sin(th)
 
     @triton.jit
-    def _channel_kernel(x_ptr, xeq_ptr, nv_ptr, seed_ptr, block_ptr, no_ptr, num_sym,
-                        block_symbols, KIND: tl.constexpr, BS: tl.constexpr):
-        """One program: BS symbols of one block. x/xeq: [N, S, 2] float32."""
-        row = tl.program_id(0)
-        s = tl.program_id(1) * BS + tl.arange(0, BS)
-        ok = s < num_sym
-        seed = tl.load(seed_ptr + row)  # int64 payload seed: the Philox key
-        blk = tl.load(block_ptr + row)  # int64 block index within the payload
-        no = tl.load(no_ptr + row)
+    def _channel_apply(xr, xi, s, seed, blk, no, num_sym, block_symbols, KIND: tl.constexpr):
+        """Symbols (xr, xi) at indices s of block ``blk`` of payload ``seed`` through the
+        channel: returns the equalised (yr, yi) and noise_var (see :func:`flat_channel`)."""
         zero = s.to(tl.uint32) * 0
         b_lo = (blk & 0xFFFFFFFF).to(tl.uint32) + zero
         b_hi = (blk >> 32).to(tl.uint32) + zero
@@ -215,9 +218,6 @@ if triton is not None:
         sd = tl.sqrt(no)
         nr = nr * sd
         ni = ni * sd
-        off = row.to(tl.int64) * num_sym * 2 + s * 2
-        xr = tl.load(x_ptr + off, mask=ok, other=0.0)
-        xi = tl.load(x_ptr + off + 1, mask=ok, other=0.0)
         if KIND == 0:
             yr = xr + nr
             yi = xi + ni
@@ -239,9 +239,110 @@ if triton is not None:
             yr = (ar * hr + ai * hi) / gain  # y / h = y conj(h) / |h|^2
             yi = (ai * hr - ar * hi) / gain
             nv = no / gain
+        return yr, yi, nv
+
+    @triton.jit
+    def _channel_kernel(x_ptr, xeq_ptr, nv_ptr, seed_ptr, block_ptr, no_ptr, num_sym,
+                        block_symbols, KIND: tl.constexpr, BS: tl.constexpr):
+        """One program: BS symbols of one block. x/xeq: [N, S, 2] float32."""
+        row = tl.program_id(0)
+        s = tl.program_id(1) * BS + tl.arange(0, BS)
+        ok = s < num_sym
+        off = row.to(tl.int64) * num_sym * 2 + s * 2
+        xr = tl.load(x_ptr + off, mask=ok, other=0.0)
+        xi = tl.load(x_ptr + off + 1, mask=ok, other=0.0)
+        yr, yi, nv = _channel_apply(xr, xi, s, tl.load(seed_ptr + row), tl.load(block_ptr + row),
+                                    tl.load(no_ptr + row), num_sym, block_symbols, KIND)
         tl.store(xeq_ptr + off, yr, mask=ok)
         tl.store(xeq_ptr + off + 1, yi, mask=ok)
         tl.store(nv_ptr + row.to(tl.int64) * num_sym + s, nv, mask=ok)
+
+    @triton.jit
+    def _coded_bit(u_ptr, par_ptr, src_ptr, row, t, ok, k, par_stride):
+        """Transmitted bit t of the codeword of info bits u[row] (0 where not ok): a
+        systematic bit (src >= 0: u[row, src]) or parity bit -src-1 (par sum & 1)."""
+        src = tl.load(src_ptr + t, mask=ok, other=0)
+        sys = ok & (src >= 0)
+        prt = ok & (src < 0)
+        ub = tl.load(u_ptr + row.to(tl.int64) * k + src, mask=sys, other=0).to(tl.int32)
+        pb = tl.load(par_ptr + (row.to(tl.int64) * par_stride - src - 1), mask=prt, other=0)
+        return tl.where(sys, ub, pb & 1)
+
+    @triton.jit
+    def _map_channel_kernel(u_ptr, par_ptr, src_ptr, levels_ptr, xeq_ptr, nv_ptr, seed_ptr,
+                            block_ptr, no_ptr, num_sym, n, k, par_stride, block_symbols,
+                            M: tl.constexpr, KIND: tl.constexpr, BS: tl.constexpr):
+        """Encoder output assembly + Gray QAM mapping + channel for BS symbols of one
+        block: label bit b of dimension dim is transmitted bit s*M + 2b + dim (MSB first)."""
+        row = tl.program_id(0)
+        s = tl.program_id(1) * BS + tl.arange(0, BS)
+        ok = s < num_sym
+        lab_r = tl.zeros([BS], dtype=tl.int32)
+        lab_i = tl.zeros([BS], dtype=tl.int32)
+        for b in tl.static_range(M // 2):
+            t = s * M + 2 * b
+            lab_r = lab_r * 2 + _coded_bit(u_ptr, par_ptr, src_ptr, row, t, ok & (t < n), k,
+                                           par_stride)
+            lab_i = lab_i * 2 + _coded_bit(u_ptr, par_ptr, src_ptr, row, t + 1,
+                                           ok & (t + 1 < n), k, par_stride)
+        xr = tl.load(levels_ptr + lab_r)
+        xi = tl.load(levels_ptr + lab_i)
+        yr, yi, nv = _channel_apply(xr, xi, s, tl.load(seed_ptr + row), tl.load(block_ptr + row),
+                                    tl.load(no_ptr + row), num_sym, block_symbols, KIND)
+        off = row.to(tl.int64) * num_sym * 2 + s * 2
+        tl.store(xeq_ptr + off, yr, mask=ok)
+        tl.store(xeq_ptr + off + 1, yi, mask=ok)
+        tl.store(nv_ptr + row.to(tl.int64) * num_sym + s, nv, mask=ok)
+
+    @triton.jit
+    def _bit_llr(y, inv_no, levels_ptr, B: tl.constexpr, H: tl.constexpr, L: tl.constexpr,
+                 APP: tl.constexpr):
+        """Logit log p(1)/p(0) of label bit B of one PAM dimension (metric -(y-l)^2/nv)."""
+        mx1 = y * 0.0 - 3.0e38
+        mx0 = y * 0.0 - 3.0e38
+        for p in tl.static_range(L):
+            d = y - tl.load(levels_ptr + p)
+            met = -(d * d) * inv_no
+            if (p >> (H - 1 - B)) & 1:
+                mx1 = tl.maximum(mx1, met)
+            else:
+                mx0 = tl.maximum(mx0, met)
+        if APP:  # (QPSK: the host passes APP=False, app == max-log)
+            s1 = y * 0.0
+            s0 = y * 0.0
+            for p in tl.static_range(L):
+                d = y - tl.load(levels_ptr + p)
+                met = -(d * d) * inv_no
+                if (p >> (H - 1 - B)) & 1:
+                    s1 += tl.exp(met - mx1)
+                else:
+                    s0 += tl.exp(met - mx0)
+            llr = (mx1 + tl.log(s1)) - (mx0 + tl.log(s0))
+        else:
+            llr = mx1 - mx0
+        return llr
+
+    @triton.jit
+    def _demap_recover_kernel(xeq_ptr, nv_ptr, levels_ptr, pos_ptr, out_ptr, num_sym, n, n_dec,
+                              llr_max, M: tl.constexpr, L: tl.constexpr, APP: tl.constexpr,
+                              BS: tl.constexpr):
+        """Soft demapping + rate recovery of BS symbols of one block: l_ch[row, pos[t]] =
+        clip(-llr_t) (positions distinct; out pre-filled with 0 / fillers +llr_max)."""
+        row = tl.program_id(0)
+        s = tl.program_id(1) * BS + tl.arange(0, BS)
+        ok = s < num_sym
+        off = row.to(tl.int64) * num_sym * 2 + s * 2
+        inv_no = 1.0 / tl.maximum(tl.load(nv_ptr + row.to(tl.int64) * num_sym + s, mask=ok,
+                                          other=1.0), 1e-30)
+        for dim in tl.static_range(2):
+            y = tl.load(xeq_ptr + off + dim, mask=ok, other=0.0)
+            for b in tl.static_range(M // 2):
+                llr = _bit_llr(y, inv_no, levels_ptr, b, M // 2, L, APP)
+                t = s * M + 2 * b + dim
+                tok = ok & (t < n)
+                p = tl.load(pos_ptr + t, mask=tok, other=0)
+                val = tl.minimum(tl.maximum(-llr, -llr_max), llr_max)
+                tl.store(out_ptr + row.to(tl.int64) * n_dec + p, val, mask=tok)
 
 
 def flat_channel(x: torch.Tensor, no: torch.Tensor, seeds: torch.Tensor, blocks: torch.Tensor,
@@ -278,3 +379,84 @@ def flat_channel(x: torch.Tensor, no: torch.Tensor, seeds: torch.Tensor, blocks:
             blocks.to(torch.int64).contiguous(), no.to(torch.float32).contiguous(), sym,
             int(block_symbols or 1), KIND=code, BS=bs)
     return torch.view_as_complex(x_eq), noise_var
+
+
+def _symbols_per_program(sym: int) -> int:
+    return min(1 << 14 if INTERPRET else 256, 1 << (sym - 1).bit_length())
+
+
+def map_channel(encoder: GpuEncoder, u: torch.Tensor, levels: torch.Tensor, no: torch.Tensor,
+                seeds: torch.Tensor, blocks: torch.Tensor, kind: str,
+                block_symbols: int | None = None,
+                out: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fused ``encoder(u)`` -> ``GpuModem.map`` -> :func:`flat_channel` (same numbers):
+    one GF(2) GEMM for the parity sums, then one kernel assembles each transmitted bit
+    (info bit or parity sum & 1), maps and sends it (the codeword is never stored).
+
+    Input: u [N, k] uint8, levels [2^(m/2)] float32 (``GpuModem.levels``), no/seeds/blocks
+    [N] as :func:`flat_channel`; ``out`` optional (x_eq [N, S, 2] float32, nv [N, S]).
+    Output: x_eq [N, S] complex64, noise_var [N, S] float32.
+    """
+    require_triton()
+    if kind not in CHANNEL_KIND:
+        raise ValueError(f"channel {kind!r} not one of {list(CHANNEL_KIND)}")
+    check_device(u, "u")
+    code = encoder.code
+    m = code.bits_per_symbol
+    num, sym = u.shape[0], -(-code.n // m)
+    u = u.contiguous()
+    par = encoder.parity(u)
+    if out is None:
+        out = (torch.empty((num, sym, 2), dtype=torch.float32, device=u.device),
+               torch.empty((num, sym), dtype=torch.float32, device=u.device))
+    x_eq, noise_var = out
+    if num:
+        bs = _symbols_per_program(sym)
+        kcode = _KIND_INTERVAL if kind == "rayleigh-block" and block_symbols else CHANNEL_KIND[kind]
+        _map_channel_kernel[(num, triton.cdiv(sym, bs))](
+            u, par, encoder.src, levels, x_eq, noise_var, seeds.to(torch.int64).contiguous(),
+            blocks.to(torch.int64).contiguous(), no.to(torch.float32).contiguous(), sym,
+            code.n, code.k, par.stride(0), int(block_symbols or 1), M=m, KIND=kcode, BS=bs)
+    return torch.view_as_complex(x_eq), noise_var
+
+
+def channel_template(code: LdpcCode, device: torch.device | str,
+                     llr_max: float = LLR_MAX) -> torch.Tensor:
+    """[n_dec] float32: what ``recover`` gives where nothing is received (0; fillers
+    +llr_max): the pre-fill of :func:`demap_recover`'s output."""
+    t = torch.zeros(code.n_dec, dtype=torch.float32)
+    t[code.k:code.k_ldpc] = llr_max
+    return t.to(device)
+
+
+def demap_recover(code: LdpcCode, positions: torch.Tensor, levels: torch.Tensor,
+                  x_eq: torch.Tensor, noise_var: torch.Tensor, method: str,
+                  template: torch.Tensor, llr_max: float = LLR_MAX,
+                  out: torch.Tensor | None = None) -> torch.Tensor:
+    """Fused ``GpuModem.demap`` -> :func:`recover` (no HARQ combining): one kernel writes
+    each bit's clipped ``-llr`` to its mother-code position in ``out`` [N, n_dec].
+
+    ``positions`` [n] int32 must be distinct (rate matching without repetition; use
+    ``recover`` otherwise), ``template`` = :func:`channel_template`. Input x_eq [N, S]
+    complex64, noise_var [N, S] float32; output l_ch [N, n_dec] float32.
+    """
+    require_triton()
+    if method not in ("app", "maxlog"):
+        raise ValueError(f"demapping method {method!r} not one of ['app', 'maxlog']")
+    check_device(x_eq, "x_eq")
+    m = code.bits_per_symbol
+    num, sym = x_eq.shape
+    if sym * m < code.n or positions.shape != (code.n,):
+        raise ValueError(f"x_eq {tuple(x_eq.shape)} / positions {tuple(positions.shape)} do "
+                         f"not fit n={code.n} at {m} bits per symbol")
+    if out is None:
+        out = torch.empty((num, code.n_dec), dtype=torch.float32, device=x_eq.device)
+    out.copy_(template.expand(num, -1))
+    if num:
+        bs = _symbols_per_program(sym)
+        _demap_recover_kernel[(num, triton.cdiv(sym, bs))](
+            torch.view_as_real(x_eq.contiguous()), noise_var.contiguous(), levels, positions,
+            out, sym, code.n, code.n_dec, float(llr_max), M=m, L=2 ** (m // 2),
+            APP=method == "app" and m > 2, BS=bs)
+    return out

@@ -146,7 +146,7 @@ def _next_pow2(x: int) -> int:
 
 def decode_llrs(tables: DecoderTables, l_ch: torch.Tensor, num_iter: int = 20,
                 offset: float = 0.5, llr_max: float = LLR_MAX, codewords_per_program: int = 1,
-                num_warps: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+                num_warps: int = 4, inplace: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode internal LLRs with the Triton kernel.
 
     Input
@@ -154,6 +154,7 @@ def decode_llrs(tables: DecoderTables, l_ch: torch.Tensor, num_iter: int = 20,
     l_ch : [N, n_dec] float32   log p(0)/p(1) per mother-code bit (``recover`` output),
         a CUDA tensor (a CPU tensor under Triton's interpreter)
     codewords_per_program, num_warps : launch shape (results do not depend on them)
+    inplace : decode in l_ch itself (it ends as the final APP; saves a copy)
 
     Output
     ------
@@ -168,7 +169,7 @@ def decode_llrs(tables: DecoderTables, l_ch: torch.Tensor, num_iter: int = 20,
         raise ValueError(f"num_iter {num_iter} must be in [1, 200]")
     check_device(l_ch, "l_ch")
     num = l_ch.shape[0]
-    app = l_ch.contiguous().clone()
+    app = l_ch if inplace and l_ch.is_contiguous() else l_ch.contiguous().clone()
     c2v = torch.empty((num, tables.num_edges, code.z), dtype=torch.float32, device=l_ch.device)
     u_hat = torch.empty((num, code.k), dtype=torch.uint8, device=l_ch.device)
     iters = torch.empty(num, dtype=torch.int32, device=l_ch.device)

@@ -17,7 +17,15 @@ if _triton.triton is None:
     pytest.skip("triton is not installed (pip install triton==3.6.0)", allow_module_level=True)
 
 from channels import Link, LinkConfig  # noqa: E402
-from channels.gpu.chain import GpuEncoder, GpuModem, flat_channel, recover  # noqa: E402
+from channels.gpu.chain import (  # noqa: E402
+    GpuEncoder,
+    GpuModem,
+    channel_template,
+    demap_recover,
+    flat_channel,
+    map_channel,
+    recover,
+)
 from channels.gpu.decoder import DecoderTables, decode_llrs, decode_llrs_torch  # noqa: E402
 from channels.ldpc import (  # noqa: E402
     FastLdpcDecoder,
@@ -213,3 +221,79 @@ def test_gpu_link_bler_matches_the_fast_link() -> None:
     assert 0 < pooled < 1
     assert abs(p1 - p2) < 5 * np.sqrt(2 * pooled * (1 - pooled) / gpu.num_blocks)
     assert gpu.undetected_block_errors == 0
+
+
+@pytest.mark.parametrize(("k", "n", "m", "kind", "block_symbols"), [
+    (200, 400, 4, "awgn", None), (64, 320, 2, "rayleigh-fast", None),
+    (1408, 2112, 6, "rayleigh-block", None), (120, 256, 8, "rayleigh-block", 50)])
+def test_fused_map_channel_equals_the_stage_functions(k, n, m, kind, block_symbols) -> None:
+    """map_channel (parity GEMM + one kernel) gives bit-identical x_eq / noise_var to
+    encoder -> GpuModem.map -> flat_channel (same Philox draws, same arithmetic)."""
+    code = build_code(k, n, m)
+    enc, modem = GpuEncoder(code, DEV), GpuModem(m, DEV)
+    rng = np.random.default_rng(k + m)
+    num = 6
+    u = torch.from_numpy(rng.integers(0, 2, (num, k), dtype=np.uint8)).to(DEV)
+    no = torch.from_numpy(rng.uniform(0.1, 1.0, num).astype(np.float32)).to(DEV)
+    seeds = torch.tensor([3, 3, 3, 9, 9, 9], device=DEV)
+    blocks = torch.tensor([0, 1, 2, 0, 5, 7], device=DEV)
+    want = flat_channel(modem.map(enc(u)), no, seeds, blocks, kind, block_symbols)
+    got = map_channel(enc, u, modem.levels, no, seeds, blocks, kind, block_symbols)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g.cpu().numpy(), w.cpu().numpy())
+
+
+@pytest.mark.parametrize(("k", "n", "m"), [(200, 400, 4), (64, 320, 2), (1408, 2112, 6),
+                                           (120, 256, 8)])
+def test_fused_demap_recover_matches_the_numpy_chain(k: int, n: int, m: int) -> None:
+    """demap_recover == FastLdpcDecoder.recover(QamModem.demap(..)) to float tolerance for
+    app and max-log; untransmitted bits 0 and fillers +llr_max exactly; the pre-filled
+    output buffer is reused (stale values overwritten)."""
+    code = build_code(k, n, m)
+    pos = rate_match_positions(code)
+    assert len(np.unique(pos)) == len(pos)
+    rng = np.random.default_rng(n + m)
+    cpu, modem = QamModem(m), GpuModem(m, DEV)
+    x = cpu.map(FastLdpcEncoder(code)(rng.integers(0, 2, (5, k), dtype=np.uint8)))
+    y = (x + 0.4 * rng.standard_normal(x.shape) + 0.4j * rng.standard_normal(x.shape))
+    y = y.astype(np.complex64)
+    nv = rng.uniform(0.01, 1.0, x.shape).astype(np.float32)
+    template = channel_template(code, DEV)
+    buf = torch.full((5, code.n_dec), 7.0, device=DEV)
+    ref_dec = FastLdpcDecoder(code)
+    for method in ("app", "maxlog"):
+        want = ref_dec.recover(cpu.demap(y, nv, method))
+        got = demap_recover(code, torch.from_numpy(pos).to(DEV), modem.levels,
+                            torch.from_numpy(y).to(DEV), torch.from_numpy(nv).to(DEV), method,
+                            template, out=buf).cpu().numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-3)
+        fixed = np.ones(code.n_dec, bool)
+        fixed[pos] = False
+        np.testing.assert_array_equal(got[:, fixed], want[:, fixed])
+        assert np.abs(got).max() == np.float32(20.0)  # clipped at llr_max somewhere
+
+
+def test_backend_fused_chain_equals_the_stage_by_stage_chain() -> None:
+    """GpuBackend.run_blocks: the fused launches and the stage functions (forced by
+    fused=False) give the same decisions and iterations at the waterfall (max-log: the
+    fused demapper does the torch demapper's arithmetic), and the stage clock reports
+    every stage."""
+    from channels.gpu.backend import GpuBackend
+
+    be = GpuBackend(LinkConfig(modulation="16qam", k=96, n=192, decoder="gpu", device=DEV,
+                               demapping="maxlog", bp_iterations=8))
+    assert be.fused
+    rng = np.random.default_rng(4)
+    num = 64
+    u = torch.from_numpy(rng.integers(0, 2, (num, 96), dtype=np.uint8)).to(DEV)
+    no = torch.full((num,), 10 ** (-5.5 / 10), device=DEV)
+    seeds, blocks = torch.full((num,), 11, device=DEV), torch.arange(num, device=DEV)
+    times: dict[str, float] = {}
+    fused = be.run_blocks(u, no, seeds, blocks, timings=times)
+    assert set(times) == {"encode+map+channel", "demap+recover", "decode"}
+    be.fused = False
+    staged = be.run_blocks(u, no, seeds, blocks)
+    ok = (fused[0] == u).all(dim=1).cpu().numpy()
+    assert 0 < ok.sum() < num and len(np.unique(fused[1].cpu().numpy())) > 2
+    np.testing.assert_array_equal(fused[1].cpu().numpy(), staged[1].cpu().numpy())
+    np.testing.assert_array_equal(fused[0].cpu().numpy(), staged[0].cpu().numpy())

@@ -5,9 +5,12 @@ low: the chains that stop early do few iterations; Sionna always runs all 20). E
 figure is **LDPC information Mbit/s end to end**: info bits drawn, encoded, mapped,
 AWGN, demapped, decoded and compared with what was sent.
 
-* ``gpu chain``: ``GpuBackend.run_blocks`` on device tensors (torch.randint bits, GF(2)
-  matmul encoder, QAM map, Philox AWGN, APP demapper, rate recovery, Triton decoder,
-  block comparison), batches of 16384 blocks, synchronised before the clock stops.
+* ``gpu chain``: ``GpuBackend.run_blocks`` on device tensors (torch.randint bits, int8
+  GEMM parity sums, one fused Triton kernel for codeword assembly + QAM map + Philox AWGN,
+  one for APP demapping + rate recovery into the decoder's buffer, the Triton decoder,
+  block comparison), batches of 16384 blocks, synchronised before the clock stops; then
+  its per-stage split (one batch synchronised after each stage) and the same chain run
+  stage by stage (unfused torch ops, the previous version) for comparison.
 * ``decoder only``: the Triton kernel in several launch shapes and the pure-torch
   layered decoder on the same LLRs (the kernel-technology comparison).
 * Sionna 2.2 (``LDPC5GEncoder``, ``Mapper``, ``AWGN``, ``Demapper("app")``,
@@ -36,6 +39,11 @@ from channels.snr import noise_variance
 BASE = dict(modulation="16qam", code_rate=0.5, k=4096, channel="awgn", bp_iterations=20)
 
 
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
 def _timed(fn: Callable[[], object], device: str) -> tuple[object, float]:
     if device.startswith("cuda"):
         torch.cuda.synchronize(device)
@@ -46,24 +54,37 @@ def _timed(fn: Callable[[], object], device: str) -> tuple[object, float]:
     return out, time.perf_counter() - start
 
 
-def gpu_chain(device: str, esno_db: float, batch: int = 16384, batches: int = 8
-              ) -> dict[str, float]:
+def gpu_chain(device: str, esno_db: float, batch: int = 16384, batches: int = 8,
+              fused: bool = True) -> dict[str, float]:
     """End-to-end Mbit/s of the GPU chain over up to ``batches`` batches (after a warm-up
-    batch, in which Triton compiles, and a probe batch that caps the timed work at ~3 s)."""
+    batch, in which Triton compiles, and a probe batch that caps the timed work at ~3 s),
+    then one more batch with the device synchronised after every stage: its per-stage
+    seconds (``t_<stage>``, scaled to the timed batches). ``fused=False``: the
+    stage-by-stage torch/Triton functions instead of the fused kernels (for comparison)."""
     from channels.gpu.backend import GpuBackend
 
     be = GpuBackend(LinkConfig(**BASE, decoder="gpu", device=device))
+    be.fused = be.fused and fused
     k = be.cfg.k
     assert k is not None
     gen = torch.Generator(device=device).manual_seed(0)
     no = torch.full((batch,), noise_variance(esno_db), device=device)
     seeds = torch.zeros(batch, dtype=torch.int64, device=device)
 
-    def one(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def one(i: int, times: dict[str, float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        t0 = time.perf_counter() if times is not None else 0.0
         u = torch.randint(0, 2, (batch, k), generator=gen, device=device, dtype=torch.uint8)
         blocks = torch.arange(i * batch, (i + 1) * batch, device=device)
-        u_hat, iters = be.run_blocks(u, no, seeds, blocks)
-        return (u_hat != u).any(dim=1).sum(), iters.sum()
+        if times is not None:
+            _sync(device)
+            times["draw bits"] = time.perf_counter() - t0
+        u_hat, iters = be.run_blocks(u, no, seeds, blocks, timings=times)
+        t1 = time.perf_counter()
+        out = (u_hat != u).any(dim=1).sum(), iters.sum()
+        if times is not None:
+            _sync(device)
+            times["compare"] = time.perf_counter() - t1
+        return out
 
     one(0)  # Triton compiles
     _, first = _timed(lambda: one(1), device)
@@ -72,8 +93,22 @@ def gpu_chain(device: str, esno_db: float, batch: int = 16384, batches: int = 8
     errors = sum(int(e) for e, _ in out)  # type: ignore[union-attr]
     iters = sum(int(t) for _, t in out)  # type: ignore[union-attr]
     blocks = batch * batches
-    return {"blocks": blocks, "bler": errors / blocks, "iterations": iters / blocks,
-            "seconds": seconds, "info_mbps": blocks * k / seconds / 1e6}
+    res = {"blocks": blocks, "bler": errors / blocks, "iterations": iters / blocks,
+           "seconds": seconds, "info_mbps": blocks * k / seconds / 1e6}
+    times: dict[str, float] = {}
+    one(batches + 2, times)
+    res.update({f"t_{name}": sec * batches for name, sec in times.items()})
+    return res
+
+
+def _stage_split(name: str, m: dict[str, float]) -> None:
+    """Print the per-stage seconds of a gpu_chain result (synchronised batch, scaled)."""
+    stages = {key[2:]: sec for key, sec in m.items() if key.startswith("t_")}
+    total = sum(stages.values())
+    parts = "  ".join(f"{stage} {sec:.3f} s ({100 * sec / total:.0f}%)"
+                      for stage, sec in stages.items())
+    print(f"  stage split of {name} (synchronised per stage, sum {total:.3f} s): {parts}",
+          flush=True)
 
 
 def decoder_variants(device: str, esno_db: float, batch: int = 16384) -> dict[str, str]:
@@ -197,6 +232,12 @@ def run(device: str = "cuda:0", esno_db: float = 8.0, sionna_compile: bool = Tru
             print(f"{name}: FAILED {type(err).__name__}: {err}", flush=True)
 
     step(GPU, lambda: gpu_chain(device, esno_db))
+    if GPU in res:
+        _stage_split(GPU, res[GPU])
+    staged = "gpu chain, stage by stage (unfused)"
+    step(staged, lambda: gpu_chain(device, esno_db, batches=2, fused=False))
+    if staged in res:
+        _stage_split(staged, res[staged])
     try:
         for name, line in decoder_variants(device, esno_db).items():
             print(f"decoder only: {name:<24} {line}", flush=True)

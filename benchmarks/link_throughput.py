@@ -12,7 +12,9 @@ Usage::
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/link_throughput.py [--blocks 2000]
         [--sionna-blocks 64] [--esno-db 6.3] [--device cuda] [--torch-threads 1]
 
-``--device cuda`` runs the Sionna chain on the GPU (the fast decoder is CPU-only).
+``--device cuda`` runs the Sionna chain on the GPU, then ``benchmarks/_gpu_link.py``: the
+GPU chain (``decoder="gpu"``) with its stage split, Sionna eager and compiled, the numba
+chain at 1 and all threads, and the ratios (at Es/N0 8 dB).
 """
 
 from __future__ import annotations
@@ -93,6 +95,10 @@ def main() -> None:
         report("sionna eager (layered offset-ms)", same)
         print(f"speed-up fast (best) / sionna same algorithm: "
               f"{fast['info_mbps'] / same['info_mbps']:.0f}x")
+    if args.device.startswith("cuda"):  # issue 23: GPU chain, Sionna eager/compiled, ratios
+        from _gpu_link import run as run_gpu_link  # benchmarks/ is sys.path[0]
+
+        run_gpu_link(args.device)
 
 
 if __name__ == "__main__":

@@ -247,7 +247,7 @@ def run(device: str = "cuda:0", esno_db: float = 8.0, sionna_compile: bool = Tru
          lambda: link_chain(LinkConfig(**BASE), 1, 500, esno_db))
     step(f"numba chain (Link), {cpus} threads",
          lambda: link_chain(LinkConfig(**BASE), cpus, 300 * cpus, esno_db))
-    step("gpu chain through Link (CRC on the CPU)", lambda: link_chain(
+    step("gpu chain through Link (segmentation on the CPU)", lambda: link_chain(
         LinkConfig(**BASE, decoder="gpu", device=device), 1, 16384, esno_db))
     step("sionna eager (boxplus-phi, flooding)",
          lambda: sionna_chain(device, esno_db, compiled=False, batches=1))

@@ -248,13 +248,13 @@ class Link:
         """Encode, modulate, channel, demodulate, decode one batch of blocks."""
         be = self.backend
         info = np.concatenate([rx[p].sent[j0:j1] for p, j0, j1 in pieces])
-        if hasattr(be, "transmit_blocks"):  # GPU chain: noise drawn on the device
-            u_hat, iters = be.transmit_blocks(info, [
+        if hasattr(be, "transmit_blocks"):  # GPU chain: noise, CRC check, packing on the device
+            decoded, ok, iters = be.transmit_blocks(info, [
                 (noise_variance(snr_list[p]), seed_list[p], j0, j1) for p, j0, j1 in pieces])
         else:
             u_hat, iters = self._cpu_blocks(be, info, pieces, snr_list, seed_list)
-        decoded = np.packbits(u_hat, axis=1)
-        ok = self.layout.crc_ok(decoded)
+            decoded = np.packbits(u_hat, axis=1)
+            ok = self.layout.crc_ok(decoded)
         row = 0
         for p, j0, j1 in pieces:
             rows = slice(row, row + j1 - j0)

@@ -2,12 +2,15 @@
 
 ::
 
-    info bits [B, k] ─► GpuEncoder ─► GpuModem.map ─► flat_channel (Philox, per seed/block)
-        ─► GpuModem.demap ─► recover ─► Triton layered offset min-sum ─► u_hat, iterations
+    info bits [B, k] ─► parity GEMM ─► map_channel (codeword assembly + QAM map +
+        Philox channel, one kernel) ─► demap_recover (one kernel, into the decoder buffer)
+        ─► Triton layered offset min-sum (in place) ─► u_hat, iterations
 
-``Link`` hands whole batches to :meth:`GpuBackend.transmit_blocks` (one host->device copy
-of the info bits, one device->host copy of the decisions); the per-stage methods of the
-``Backend`` protocol (NumPy in, NumPy out) exist for tests and mixed use. With
+(stage by stage through ``GpuEncoder``/``GpuModem``/``flat_channel``/``recover`` when rate
+matching repeats bits, or without LDPC.) ``Link`` hands whole batches to
+:meth:`GpuBackend.transmit_blocks` (one host->device copy of the packed info bits; CRC
+check and packing on the device, one device->host copy of the decoded bytes); the per-stage
+methods of the ``Backend`` protocol (NumPy in, NumPy out) exist for tests and mixed use. With
 ``device="cpu"`` the same code runs under Triton's interpreter (tests only: slow).
 """
 
@@ -22,6 +25,7 @@ import torch
 from channels.config import LinkConfig
 from channels.gpu._triton import INTERPRET, require_triton
 from channels.gpu.chain import (
+    GpuCrc,
     GpuEncoder,
     GpuModem,
     channel_template,
@@ -54,6 +58,7 @@ class GpuBackend:
         m = cfg.bits_per_symbol
         self.coded_bits = m * (-(-cfg.n // m))
         self.modem = GpuModem(m, dev)
+        self.crc = GpuCrc(cfg.k, dev)
         self.code = build_code(cfg.k, cfg.n, m) if cfg.coding == "ldpc" else None
         if self.code is not None:
             self.encoder: GpuEncoder | None = GpuEncoder(self.code, dev)
@@ -134,10 +139,12 @@ class GpuBackend:
         return out
 
     def transmit_blocks(self, info: np.ndarray, rows: Sequence[tuple[float, int, int, int]]
-                        ) -> tuple[np.ndarray, np.ndarray]:
-        """``Link``'s batch: info bytes [B, k/8] uint8 (bits MSB first) whose consecutive
-        rows are blocks ``j0 .. j1-1`` of one payload per ``(no, seed, j0, j1)`` in
-        ``rows``. Returns u_hat [B, k] uint8 bits and iterations [B] int32 (NumPy)."""
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``Link``'s batch: info bytes [B, k/8] uint8 (bits MSB first, CRC24B in the last 3
+        bytes) whose consecutive rows are blocks ``j0 .. j1-1`` of one payload per
+        ``(no, seed, j0, j1)`` in ``rows``. Unpacking, the chain, the CRC check and packing
+        run on the device. Returns (decoded bytes [B, k/8] uint8, CRC ok [B] bool,
+        iterations [B] int32) as NumPy arrays."""
         packed = self._t(info)
         shifts = torch.arange(7, -1, -1, device=self.device, dtype=torch.uint8)
         bits = ((packed[:, :, None] >> shifts) & 1).reshape(packed.shape[0], -1)
@@ -145,7 +152,8 @@ class GpuBackend:
         seeds = np.concatenate([np.full(j1 - j0, s, np.int64) for _, s, j0, j1 in rows])
         blocks = np.concatenate([np.arange(j0, j1, dtype=np.int64) for _, _, j0, j1 in rows])
         u_hat, iters = self.run_blocks(bits, self._t(no), self._t(seeds), self._t(blocks))
-        return u_hat.cpu().numpy(), iters.cpu().numpy()
+        return (self.crc.pack(u_hat).cpu().numpy(), self.crc.ok(u_hat).cpu().numpy(),
+                iters.cpu().numpy())
 
     # -- Backend protocol (NumPy in, NumPy out) ----------------------------------------
     def encode(self, info_bits: np.ndarray) -> np.ndarray:

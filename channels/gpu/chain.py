@@ -36,6 +36,7 @@ from channels.ldpc import (
     rate_match_positions,
 )
 from channels.modulation import pam_levels, qam_points
+from channels.segmentation import crc24b
 
 #: Channel kinds of the channel kernel (``channels.config.CHANNELS`` plus the interval case).
 CHANNEL_KIND = {"awgn": 0, "rayleigh-block": 1, "rayleigh-fast": 2}
@@ -84,13 +85,9 @@ class GpuEncoder:
         transmitted, in transmit order (``par_t``)."""
         if u.ndim != 2 or u.shape[1] != self.code.k:
             raise ValueError(f"encoder input shape {tuple(u.shape)} is not [N, {self.code.k}]")
-        if self.g_float is not None or u.shape[0] <= 16:  # int_mm needs > 16 rows
-            g = self.g_float if self.g_float is not None else self.g_int8.to(torch.float32)
-            return (u.to(torch.float32) @ g).to(torch.int32)  # fp32 sums < 2^24: exact
-        try:
-            return torch._int_mm(u.contiguous().view(torch.int8), self.g_int8)
-        except RuntimeError:  # a build/GPU without int8 GEMM: fp32 sums are exact too
-            return (u.to(torch.float32) @ self.g_int8.to(torch.float32)).to(torch.int32)
+        if self.g_float is not None:
+            return (u.to(torch.float32) @ self.g_float).to(torch.int32)  # sums < 2^24: exact
+        return _gf2_sums(u, self.g_int8)
 
     def __call__(self, u: torch.Tensor) -> torch.Tensor:
         if u.ndim != 2 or u.shape[1] != self.code.k:
@@ -100,6 +97,51 @@ class GpuEncoder:
         c[:, self.sys_t] = u[:, self.sys_src]
         c[:, self.par_t] = (par[:, : self.num_par] & 1).to(torch.uint8)
         return c
+
+
+def _gf2_sums(u: torch.Tensor, g_int8: torch.Tensor) -> torch.Tensor:
+    """Integer sums u @ G of 0/1 matrices (bit = sum & 1): [N, k] uint8 x [k, c] int8 ->
+    [N, c] int32. int8 tensor cores on CUDA (exact int32 sums); fp32 elsewhere (exact below
+    2^24)."""
+    if u.device.type == "cpu" or u.shape[0] <= 16:  # torch._int_mm needs > 16 rows
+        return (u.to(torch.float32) @ g_int8.to(torch.float32)).to(torch.int32)
+    try:
+        return torch._int_mm(u.contiguous().view(torch.int8), g_int8)
+    except RuntimeError:  # a build/GPU without int8 GEMM (or k % 8 != 0): fp32 is exact
+        return (u.to(torch.float32) @ g_int8.to(torch.float32)).to(torch.int32)
+
+
+@functools.lru_cache(maxsize=4)
+def _crc_matrix(k: int) -> np.ndarray:
+    """[k, 24] uint8: row i = CRC24B remainder bits (first parity bit first) of the k-bit
+    block with only bit i set. CRC24B (zero init, no final XOR) is linear over GF(2), so a
+    block's remainder is the XOR of its set bits' rows; derived from ``crc24b`` itself."""
+    eye = np.packbits(np.eye(k, dtype=np.uint8), axis=1)
+    rem = crc24b(eye)
+    return ((rem[:, None] >> np.arange(23, -1, -1, dtype=np.uint32)) & 1).astype(np.uint8)
+
+
+class GpuCrc:
+    """CRC24B check and byte packing of decoded blocks on ``device`` (``BlockLayout``
+    conventions: bits MSB first, the block's last 24 bits its CRC).
+
+    Input: u [N, k] uint8 bits. ``ok(u)`` -> [N] bool (remainder zero, as
+    ``BlockLayout.crc_ok``); ``pack(u)`` -> [N, k/8] uint8 (as ``np.packbits(u, axis=1)``).
+    """
+
+    def __init__(self, k: int, device: torch.device | str) -> None:
+        if k % 8 or k < 32:
+            raise ValueError(f"block size k={k} must be a multiple of 8 and >= 32")
+        self.k = k
+        self.matrix = torch.from_numpy(_crc_matrix(k).astype(np.int8)).to(device)
+        self.shifts = torch.arange(7, -1, -1, dtype=torch.int32, device=device)
+
+    def ok(self, u: torch.Tensor) -> torch.Tensor:
+        return ((_gf2_sums(u, self.matrix) & 1) == 0).all(dim=1)
+
+    def pack(self, u: torch.Tensor) -> torch.Tensor:
+        bits = u.reshape(u.shape[0], -1, 8).to(torch.int32)
+        return (bits << self.shifts).sum(dim=2).to(torch.uint8)
 
 
 class GpuModem:

@@ -297,3 +297,25 @@ def test_backend_fused_chain_equals_the_stage_by_stage_chain() -> None:
     assert 0 < ok.sum() < num and len(np.unique(fused[1].cpu().numpy())) > 2
     np.testing.assert_array_equal(fused[1].cpu().numpy(), staged[1].cpu().numpy())
     np.testing.assert_array_equal(fused[0].cpu().numpy(), staged[0].cpu().numpy())
+
+
+@pytest.mark.parametrize("k", [4096, 96])
+def test_gpu_crc_check_and_packing_match_the_block_layout(k: int) -> None:
+    """GpuCrc.ok == BlockLayout.crc_ok and GpuCrc.pack == np.packbits, on valid blocks,
+    blocks with one or two flipped bits (anywhere, CRC bits included) and random ones."""
+    from channels.gpu.chain import GpuCrc
+    from channels.segmentation import BlockLayout
+
+    layout = BlockLayout(k)
+    rng = np.random.default_rng(k)
+    payload = rng.integers(0, 256, 40 * layout.payload_bytes, dtype=np.uint8)
+    bits = np.unpackbits(layout.segment(payload), axis=1)  # [40, k], CRC valid
+    for row in range(10, 30):
+        bits[row, rng.choice(k, 1 + row % 2, replace=False)] ^= 1
+    bits[30:] = rng.integers(0, 2, (10, k), dtype=np.uint8)
+    crc = GpuCrc(k, DEV)
+    u = torch.from_numpy(bits).to(DEV)
+    want = layout.crc_ok(np.packbits(bits, axis=1))
+    assert want[:10].all() and not want[10:].any()
+    np.testing.assert_array_equal(crc.ok(u).cpu().numpy(), want)
+    np.testing.assert_array_equal(crc.pack(u).cpu().numpy(), np.packbits(bits, axis=1))

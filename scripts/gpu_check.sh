@@ -2,7 +2,7 @@
 # One call on a GPU machine (issue 23): versions, the GPU link's tests, the benchmark.
 # Run from the repository root:  bash scripts/gpu_check.sh
 # Log: $OUT/gpu_check.log (or ./gpu_check.log without $OUT). Each stage is guarded (a
-# failure is reported and the next stage runs); stage limits sum to 570 s, a normal run ~4-5 min.
+# failure is reported and the next stage runs); stage limits sum to 510 s, a normal run ~3-4 min.
 set -u
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 LOG="${OUT:-.}/gpu_check.log"
@@ -37,6 +37,6 @@ for p in (\"torch\", \"triton\", \"numba\", \"scipy\", \"sionna-no-rt\", \"pyyam
 stage "GPU link tests (incl. gpu-marked: >= 1,000 blocks vs numba)" 150 \
   "$PY" -m pytest tests/channels/test_gpu_decoder.py -m "not slow" -q -p no:cacheprovider \
   --durations=5
-stage "benchmark: gpu chain, decoder only, sionna eager+compiled, numba 1/all threads" 300 \
+stage "benchmark: gpu chain + stage split, decoder only, numba 1/all threads, sionna eager+compiled" 240 \
   "$PY" benchmarks/_gpu_link.py --device cuda:0 --esno-db 8.0
 echo "log: $LOG"

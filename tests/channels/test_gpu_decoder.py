@@ -227,8 +227,9 @@ def test_gpu_link_bler_matches_the_fast_link() -> None:
     (200, 400, 4, "awgn", None), (64, 320, 2, "rayleigh-fast", None),
     (1408, 2112, 6, "rayleigh-block", None), (120, 256, 8, "rayleigh-block", 50)])
 def test_fused_map_channel_equals_the_stage_functions(k, n, m, kind, block_symbols) -> None:
-    """map_channel (parity GEMM + one kernel) gives bit-identical x_eq / noise_var to
-    encoder -> GpuModem.map -> flat_channel (same Philox draws, same arithmetic)."""
+    """map_channel (parity GEMM + one kernel) gives the x_eq / noise_var of encoder ->
+    GpuModem.map -> flat_channel (same Philox draws, same arithmetic: bit-identical when
+    interpreted, within an FMA rounding when compiled)."""
     code = build_code(k, n, m)
     enc, modem = GpuEncoder(code, DEV), GpuModem(m, DEV)
     rng = np.random.default_rng(k + m)
@@ -240,7 +241,10 @@ def test_fused_map_channel_equals_the_stage_functions(k, n, m, kind, block_symbo
     want = flat_channel(modem.map(enc(u)), no, seeds, blocks, kind, block_symbols)
     got = map_channel(enc, u, modem.levels, no, seeds, blocks, kind, block_symbols)
     for g, w in zip(got, want, strict=True):
-        np.testing.assert_array_equal(g.cpu().numpy(), w.cpu().numpy())
+        if DEV == "cpu":
+            np.testing.assert_array_equal(g.cpu().numpy(), w.cpu().numpy())
+        else:  # two compiled kernels: the compiler may contract a*b+c into FMAs differently
+            np.testing.assert_allclose(g.cpu().numpy(), w.cpu().numpy(), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize(("k", "n", "m"), [(200, 400, 4), (64, 320, 2), (1408, 2112, 6),

@@ -58,7 +58,8 @@ class GpuBackend:
         m = cfg.bits_per_symbol
         self.coded_bits = m * (-(-cfg.n // m))
         self.modem = GpuModem(m, dev)
-        self.crc = GpuCrc(cfg.k, dev)
+        # Link's blocks (BlockLayout): k % 8 == 0, CRC24B in the last 24 bits
+        self.crc = GpuCrc(cfg.k, dev) if cfg.k % 8 == 0 and cfg.k >= 32 else None
         self.code = build_code(cfg.k, cfg.n, m) if cfg.coding == "ldpc" else None
         if self.code is not None:
             self.encoder: GpuEncoder | None = GpuEncoder(self.code, dev)
@@ -145,6 +146,9 @@ class GpuBackend:
         ``(no, seed, j0, j1)`` in ``rows``. Unpacking, the chain, the CRC check and packing
         run on the device. Returns (decoded bytes [B, k/8] uint8, CRC ok [B] bool,
         iterations [B] int32) as NumPy arrays."""
+        if self.crc is None:
+            raise ValueError(f"transmit_blocks needs Link's blocks: k={self.cfg.k} must be a "
+                             "multiple of 8 and >= 32")
         packed = self._t(info)
         shifts = torch.arange(7, -1, -1, device=self.device, dtype=torch.uint8)
         bits = ((packed[:, :, None] >> shifts) & 1).reshape(packed.shape[0], -1)

@@ -55,6 +55,7 @@ class GpuBackend:
                              f"{'Triton interpreter mode' if dev.type == 'cpu' else 'CUDA'}")
         self.cfg = cfg
         self.device = dev
+        self._buffers: dict[str, torch.Tensor] = {}
         m = cfg.bits_per_symbol
         self.coded_bits = m * (-(-cfg.n // m))
         self.modem = GpuModem(m, dev)
@@ -72,6 +73,16 @@ class GpuBackend:
         else:
             self.encoder = self.tables = None
             self.fused = False
+
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> torch.Tensor:
+        """A float32 work buffer kept across calls of the same batch size (the fused chain's
+        x_eq, noise_var and decoder buffer; their contents never leave run_blocks). Not
+        thread-safe: one run_blocks at a time per backend (Link runs ``gpu`` on one thread)."""
+        buf = self._buffers.get(name)
+        if buf is None or tuple(buf.shape) != shape:
+            self._buffers[name] = buf = torch.empty(shape, dtype=torch.float32,
+                                                    device=self.device)
+        return buf
 
     def _t(self, a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
@@ -129,11 +140,14 @@ class GpuBackend:
             l_ch = recover(self.code, self.positions, llr)
             clock("demap+recover")
         else:
+            num, sym = u.shape[0], self.coded_bits // self.cfg.bits_per_symbol
+            bufs = (self._buffer("x_eq", (num, sym, 2)), self._buffer("noise_var", (num, sym)))
             x_eq, noise_var = map_channel(self.encoder, u, self.modem.levels, no, seeds, blocks,
-                                          self.cfg.channel, self.cfg.block_symbols)
+                                          self.cfg.channel, self.cfg.block_symbols, out=bufs)
             clock("encode+map+channel")
             l_ch = demap_recover(self.code, self.positions, self.modem.levels, x_eq,
-                                 noise_var, method, self.template)
+                                 noise_var, method, self.template,
+                                 out=self._buffer("l_ch", (num, self.code.n_dec)))
             clock("demap+recover")
         out = self._decode_internal(l_ch)
         clock("decode")

@@ -6,9 +6,10 @@ figure is **LDPC information Mbit/s end to end**: info bits drawn, encoded, mapp
 AWGN, demapped, decoded and compared with what was sent.
 
 * ``gpu chain``: ``GpuBackend.run_blocks`` on device tensors (torch.randint bits, int8
-  GEMM parity sums, one fused Triton kernel for codeword assembly + QAM map + Philox AWGN,
-  one for APP demapping + rate recovery into the decoder's buffer, the Triton decoder,
-  block comparison), batches of 16384 blocks, synchronised before the clock stops; then
+  GEMM parity sums, one fused Triton kernel for codeword assembly + TS 38.211 scrambling +
+  QAM map + Philox AWGN, one for APP demapping + descrambling + rate recovery into the
+  decoder's buffer, the erasure check, the Triton decoder, block comparison), batches of
+  16384 blocks, synchronised before the clock stops (also unscrambled: its cost); then
   its per-stage split (one batch synchronised after each stage) and the same chain run
   stage by stage (unfused torch ops, the previous version) for comparison.
 * ``decoder only``: the Triton kernel in several launch shapes and the pure-torch
@@ -55,32 +56,40 @@ def _timed(fn: Callable[[], object], device: str) -> tuple[object, float]:
 
 
 def gpu_chain(device: str, esno_db: float, batch: int = 16384, batches: int = 8,
-              fused: bool = True) -> dict[str, float]:
+              fused: bool = True, scrambled: bool = True) -> dict[str, float]:
     """End-to-end Mbit/s of the GPU chain over up to ``batches`` batches (after a warm-up
     batch, in which Triton compiles, and a probe batch that caps the timed work at ~3 s),
     then one more batch with the device synchronised after every stage: its per-stage
     seconds (``t_<stage>``, scaled to the timed batches). ``fused=False``: the
-    stage-by-stage torch/Triton functions instead of the fused kernels (for comparison)."""
+    stage-by-stage torch/Triton functions instead of the fused kernels (for comparison).
+    Batch i is blocks 0 .. batch-1 of payload seed i, scrambled (``scrambled``) with the
+    Link's default ``c_init`` (its Gold sequence for ``batch`` blocks uploaded once)."""
     from channels.gpu.backend import GpuBackend
+    from channels.scrambling import Scrambler, c_init
 
-    be = GpuBackend(LinkConfig(**BASE, decoder="gpu", device=device))
+    cfg = LinkConfig(**BASE, decoder="gpu", device=device)
+    be = GpuBackend(cfg)
     be.fused = be.fused and fused
     k = be.cfg.k
     assert k is not None
     gen = torch.Generator(device=device).manual_seed(0)
     no = torch.full((batch,), noise_variance(esno_db), device=device)
-    seeds = torch.zeros(batch, dtype=torch.int64, device=device)
+    blocks = torch.arange(batch, device=device)
+    scr = be.scramble_sequence(Scrambler(c_init(cfg.n_rnti, cfg.n_id), be.coded_bits),
+                               np.arange(batch)) if scrambled else None
+    heard = torch.empty(batch, dtype=torch.bool, device=device)
 
     def one(i: int, times: dict[str, float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         t0 = time.perf_counter() if times is not None else 0.0
         u = torch.randint(0, 2, (batch, k), generator=gen, device=device, dtype=torch.uint8)
-        blocks = torch.arange(i * batch, (i + 1) * batch, device=device)
+        seeds = torch.full((batch,), i, dtype=torch.int64, device=device)
         if times is not None:
             _sync(device)
             times["draw bits"] = time.perf_counter() - t0
-        u_hat, iters = be.run_blocks(u, no, seeds, blocks, timings=times)
+        u_hat, iters = be.run_blocks(u, no, seeds, blocks, timings=times, scramble=scr,
+                                     heard=heard)
         t1 = time.perf_counter()
-        out = (u_hat != u).any(dim=1).sum(), iters.sum()
+        out = ((u_hat != u).any(dim=1) | ~heard).sum(), iters.sum()
         if times is not None:
             _sync(device)
             times["compare"] = time.perf_counter() - t1
@@ -202,7 +211,7 @@ def _line(name: str, m: dict[str, float]) -> None:
           f"{m['seconds']:7.2f} s  info {m['info_mbps']:9.1f} Mbit/s", flush=True)
 
 
-GPU = "gpu chain (Triton layered offset-ms)"
+GPU = "gpu chain (Triton layered offset-ms, scrambled)"
 
 
 def _ratios(res: dict[str, dict[str, float]]) -> None:
@@ -234,6 +243,11 @@ def run(device: str = "cuda:0", esno_db: float = 8.0, sionna_compile: bool = Tru
     step(GPU, lambda: gpu_chain(device, esno_db))
     if GPU in res:
         _stage_split(GPU, res[GPU])
+    plain = "gpu chain, unscrambled"
+    step(plain, lambda: gpu_chain(device, esno_db, scrambled=False))
+    if GPU in res and plain in res:
+        cost = 1 - res[GPU]["info_mbps"] / res[plain]["info_mbps"]
+        print(f"scrambling cost on gpu-chain throughput: {100 * cost:.1f} %", flush=True)
     staged = "gpu chain, stage by stage (unfused)"
     step(staged, lambda: gpu_chain(device, esno_db, batches=2, fused=False))
     if staged in res:

@@ -5,8 +5,8 @@ The only package of the project that imports Sionna. Nothing here knows about im
 byte ranges whose code blocks failed their CRC. See ``docs/channels.md``.
 """
 
-from channels.config import LinkConfig
+from channels.config import HarqConfig, LinkConfig
 from channels.link import Link, LinkResult
 from channels.snr import esno_db_from_ebno_db
 
-__all__ = ["Link", "LinkConfig", "LinkResult", "esno_db_from_ebno_db"]
+__all__ = ["HarqConfig", "Link", "LinkConfig", "LinkResult", "esno_db_from_ebno_db"]

@@ -4,11 +4,14 @@ Example::
 
     semcomm link-sweep --modulation 16qam --code-rate 0.5 --channel awgn \\
         --snr 5.5:0.25:7 --target-block-errors 100 --max-blocks 10000 --out sweep.csv
+    semcomm link-sweep --mcs-table qam64 --mcs-index 12 --harq 2 --combining ir \\
+        --ebno 0:0.5:3
 
-``--snr`` takes ``start:step:stop`` (inclusive), a comma list or one value; the values
-are Es/N0 in dB, or Eb/N0 with ``--ebno``. ``--out`` writes ``.csv`` (one row per point)
-or ``.json`` (a self-describing summary: schema version, resolved config, seed, package
-versions, git commit, points).
+``--snr`` (Es/N0 in dB) or ``--ebno`` (Eb/N0 per information bit in dB) takes
+``start:step:stop`` (inclusive), a comma list or one value (a negative start needs
+``--snr=-2:1:4``). ``--out`` writes ``.csv`` (one row per point) or ``.json`` (a
+self-describing summary: schema version, resolved config, seed, package versions, git
+commit, points).
 """
 
 from __future__ import annotations
@@ -29,11 +32,14 @@ from channels.config import (
     CODINGS,
     DECODERS,
     DEMAPPINGS,
+    HARQ_COMBINING,
     MODULATIONS,
+    HarqConfig,
     LinkConfig,
 )
+from channels.mcs import MCS_TABLES
 from channels.snr import esno_db_from_ebno_db
-from channels.sweep import SweepPoint, ber_bler_sweep
+from channels.sweep import SweepPoint, ber_bler_sweep, check_sweep_args
 
 SCHEMA_VERSION = 1
 
@@ -61,7 +67,8 @@ def parse_snr_list(text: str) -> list[float]:
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the link-sweep arguments."""
     parser.description = __doc__.split("\n\n")[0] if __doc__ else None
-    parser.add_argument("--modulation", choices=list(MODULATIONS), default="16qam")
+    parser.add_argument("--modulation", choices=list(MODULATIONS), default=None,
+                        help="default 16qam, or the MCS row's")
     parser.add_argument("--coding", choices=list(CODINGS), default="ldpc")
     parser.add_argument("--code-rate", type=float, default=None,
                         help="LDPC rate k/n (default 0.5 when neither --k nor --n)")
@@ -77,9 +84,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--block-symbols", type=int, default=None,
                         help="rayleigh-block coherence length in symbols")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--snr", type=parse_snr_list, required=True,
-                        help="Es/N0 dB values: start:step:stop, a,b,c or one value")
-    parser.add_argument("--ebno", action="store_true", help="--snr values are Eb/N0 in dB")
+    parser.add_argument("--mcs-table", choices=list(MCS_TABLES), default=None,
+                        help="TS 38.214 MCS table (with --mcs-index)")
+    parser.add_argument("--mcs-index", type=int, default=None, help="row of --mcs-table")
+    parser.add_argument("--harq", type=int, default=None, metavar="N",
+                        help="HARQ with at most N transmissions per block")
+    parser.add_argument("--combining", choices=list(HARQ_COMBINING), default="chase",
+                        help="HARQ combining (with --harq)")
+    parser.add_argument("--no-scrambling", action="store_true",
+                        help="send unscrambled code blocks (ablation only)")
+    parser.add_argument("--n-rnti", type=int, default=1, help="scrambling RNTI")
+    parser.add_argument("--n-id", type=int, default=1, help="scrambling ID")
+    snr = parser.add_mutually_exclusive_group(required=True)
+    snr.add_argument("--snr", type=parse_snr_list, default=None,
+                     help="Es/N0 dB values: start:step:stop, a,b,c or one value")
+    snr.add_argument("--ebno", type=parse_snr_list, default=None,
+                     help="Eb/N0 dB values (per information bit), same forms as --snr")
     parser.add_argument("--target-block-errors", type=int, default=100)
     parser.add_argument("--max-blocks", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=0)
@@ -89,16 +109,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the sweep, print a table, optionally save; exit status."""
     try:
+        harq = None if args.harq is None else HarqConfig(args.harq, args.combining)
         cfg = LinkConfig(
             modulation=args.modulation, coding=args.coding, code_rate=args.code_rate,
             k=args.k, n=args.n, bp_iterations=args.iterations, decoder=args.decoder,
             cn_update=args.cn_update, cn_schedule=args.cn_schedule, demapping=args.demapping,
-            channel=args.channel, block_symbols=args.block_symbols, device=args.device)
+            channel=args.channel, block_symbols=args.block_symbols, device=args.device,
+            mcs_table=args.mcs_table, mcs_index=args.mcs_index, harq=harq,
+            scrambling=not args.no_scrambling, n_rnti=args.n_rnti, n_id=args.n_id)
         if args.out is not None and args.out.suffix not in (".csv", ".json"):
             raise ValueError(f"--out {args.out} must end in .csv or .json")
         assert cfg.code_rate is not None
-        snrs = [esno_db_from_ebno_db(v, cfg.bits_per_symbol, cfg.code_rate) for v in args.snr] \
-            if args.ebno else list(args.snr)
+        snrs = [esno_db_from_ebno_db(v, cfg.bits_per_symbol, cfg.code_rate) for v in args.ebno] \
+            if args.ebno is not None else list(args.snr)
+        check_sweep_args(snrs, args.target_block_errors, args.max_blocks, args.seed)
         print(_describe(cfg))
         print(_header())
         points = ber_bler_sweep(cfg, snrs, target_block_errors=args.target_block_errors,
@@ -114,20 +138,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _describe(cfg: LinkConfig) -> str:
-    return (f"{cfg.modulation} {cfg.coding} k={cfg.k} n={cfg.n} rate={cfg.code_rate:.4f} "
-            f"{cfg.channel} decoder={cfg.decoder}({cfg.cn_update}, {cfg.cn_schedule}, "
-            f"{cfg.bp_iterations} it) demapping={cfg.demapping}")
+    mcs = "" if cfg.mcs_table is None else f" mcs={cfg.mcs_table}:{cfg.mcs_index}"
+    harq = "" if cfg.harq is None else \
+        f" harq={cfg.harq.max_transmissions}x{cfg.harq.combining}"
+    scr = "" if cfg.scrambling else " unscrambled"
+    return (f"{cfg.modulation} {cfg.coding} k={cfg.k} n={cfg.n} rate={cfg.code_rate:.4f}"
+            f"{mcs} {cfg.channel} decoder={cfg.decoder}({cfg.cn_update}, {cfg.cn_schedule}, "
+            f"{cfg.bp_iterations} it) demapping={cfg.demapping}{harq}{scr}")
 
 
 def _header() -> str:
     return (f"{'EsN0 dB':>8} {'EbN0 dB':>8} {'blocks':>7} {'blk err':>7} {'BLER':>9} "
-            f"{'BLER 95% CI':>21} {'BER':>9} {'BER 95% CI':>21} {'iter':>5} {'s':>6}")
+            f"{'BLER 95% CI':>21} {'BER':>9} {'BER 95% CI':>21} {'iter':>5} {'tx':>4} "
+            f"{'s':>6}")
 
 
 def _row(p: SweepPoint) -> str:
     return (f"{p.esno_db:8.2f} {p.ebno_db:8.2f} {p.num_blocks:7d} {p.block_errors:7d} "
             f"{p.bler:9.3e} [{p.bler_low:9.3e},{p.bler_high:9.3e}] {p.ber:9.3e} "
-            f"[{p.ber_low:9.3e},{p.ber_high:9.3e}] {p.mean_iterations:5.1f} {p.seconds:6.1f}")
+            f"[{p.ber_low:9.3e},{p.ber_high:9.3e}] {p.mean_iterations:5.1f} "
+            f"{p.mean_transmissions:4.2f} {p.seconds:6.1f}")
 
 
 def _save(path: Path, cfg: LinkConfig, points: list[SweepPoint], args: argparse.Namespace) -> None:

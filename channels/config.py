@@ -27,7 +27,25 @@ config's modulation and code (e.g. QPSK, rate 1/3) and the rest with the main on
 payload that marks none is sent exactly as without it. ``priority`` takes the code
 settings of a link (``modulation``, ``coding``, ``code_rate``, ``k``, ``n``, resolved with
 the rules above and the same defaults) and inherits everything else (channel, decoder,
-iterations, demapping, ``block_symbols``, device) from the main link; it cannot nest.
+iterations, demapping, ``block_symbols``, device, scrambling, HARQ) from the main link;
+it cannot nest.
+
+MCS tables, repetition, scrambling, HARQ
+----------------------------------------
+* ``mcs_table`` (``qam64 | qam256 | qam64LowSE``, TS 38.214 Tables 5.1.3.1-1/2/3) with
+  ``mcs_index`` sets ``modulation`` and the target rate (``channels.mcs``); the code is
+  then resolved as for that ``code_rate``. ``modulation``/``code_rate`` may be repeated
+  only with the table's values.
+* Rates below the mother-code rate of the selected base graph (BG2 about 1/5, BG1 1/3)
+  repeat the circular buffer (TS 38.212 5.4.2.1); the fast decoder adds the copies'
+  LLRs. Sionna 2.2 refuses repetition, so ``decoder="sionna"`` needs n <= the buffer.
+* Every code block is scrambled before modulation with the Gold sequence of
+  ``c_init = n_rnti 2^15 + n_id`` (TS 38.211 7.3.1.1, codeword 0); ``scrambling=False``
+  is only for ablations (BLER then depends on the payload content).
+* ``harq = {max_transmissions: N, combining: chase | ir}``: a block whose CRC fails is
+  sent again, up to N transmissions in all, each over a fresh channel realisation; chase
+  resends rv 0, ir the redundancy versions 0, 2, 3, 1 (TS 38.214 5.1.2.1); the receiver
+  adds the LLRs of every copy on the mother code before decoding.
 """
 
 from __future__ import annotations
@@ -39,6 +57,10 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
+
+from channels.ldpc import RV_ORDER, circular_buffer_bits, select_base_graph
+from channels.mcs import MCS_TABLES, decode_mcs
+from channels.scrambling import N_ID_MAX, N_RNTI_MAX
 
 #: modulation name -> bits per complex symbol (Gray QAM of TS 38.211 5.1).
 MODULATIONS: dict[str, int] = {"qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}
@@ -54,9 +76,41 @@ CN_SCHEDULES = {"fast": ("layered",), "gpu": ("layered",),
 
 CRC_BITS = 24  # CRC24B, TS 38.212 5.1
 K_MIN, K_MAX = 32, 8448  # one payload byte + CRC; BG1 maximum (TS 38.212 5.2.2)
-RATE_MIN, RATE_MAX = 0.2, 0.95  # TS 38.212 5.4.2.1 (no repetition)
+# Lowest target rate of TS 38.214 (30/1024, Table 5.1.3.1-3) with room for whole-symbol
+# rounding; below about 1/5 the circular buffer repeats. Highest: TS 38.212 5.4.2.1.
+RATE_MIN, RATE_MAX = 0.025, 0.95
+HARQ_COMBINING = ("chase", "ir")
+MAX_TRANSMISSIONS = 16
 DEFAULT_K, DEFAULT_K_LOW_RATE = 4096, 3824
 MAX_ITERATIONS = 200
+
+
+@dataclass(frozen=True)
+class HarqConfig:
+    """HARQ with soft combining (TS 38.321 5.3.2, RVs of TS 38.212 5.4.2.1).
+
+    Attributes
+    ----------
+    max_transmissions : int in [1, 16]
+        Transmissions of a code block at most (1 = no retransmission).
+    combining : {"chase", "ir"}
+        ``chase``: every transmission is rv 0. ``ir`` (incremental redundancy): the
+        redundancy versions 0, 2, 3, 1, 0, ... of TS 38.214 5.1.2.1.
+    """
+
+    max_transmissions: int = 2
+    combining: str = "chase"
+
+    def __post_init__(self) -> None:
+        _int_in("harq.max_transmissions", self.max_transmissions, 1, MAX_TRANSMISSIONS)
+        _choice("harq.combining", self.combining, HARQ_COMBINING)
+
+    @property
+    def rvs(self) -> tuple[int, ...]:
+        """Redundancy version of each transmission, in order."""
+        if self.combining == "chase":
+            return (0,) * self.max_transmissions
+        return tuple(RV_ORDER[t % 4] for t in range(self.max_transmissions))
 
 
 @dataclass(frozen=True)
@@ -65,11 +119,17 @@ class LinkConfig:
 
     Attributes
     ----------
-    modulation : {"qpsk", "16qam", "64qam", "256qam"}
+    modulation : {"qpsk", "16qam", "64qam", "256qam"} | None
+        None: from the MCS table, else "16qam".
     coding : {"ldpc", "uncoded"}
     code_rate : float | None
-        LDPC rate k / n in [0.2, 0.95]; exclusive with giving both ``k`` and ``n``
-        (unless all three agree). Default 0.5 when nothing is given.
+        LDPC rate k / n in [0.025, 0.95] (repetition below about 1/5); exclusive with
+        giving both ``k`` and ``n`` (unless all three agree). Default 0.5 when nothing
+        (and no MCS) is given; after construction the resolved k / n.
+    mcs_table : {"qam64", "qam256", "qam64LowSE"} | None
+        TS 38.214 MCS table; with ``mcs_index`` it sets modulation and target rate.
+    mcs_index : int | None
+        Row of ``mcs_table`` (0..28, 0..27 for qam256).
     k, n : int | None
         Information bits (CRC included) and coded bits per code block.
     bp_iterations : int
@@ -97,9 +157,15 @@ class LinkConfig:
     priority : LinkConfig | dict | None
         Modulation and code of the bytes a codec marks as priority (see above); a dict
         is resolved against this config. None: every byte on the main config.
+    scrambling : bool
+        Scramble every code block (TS 38.211 7.3.1.1); False only for ablations.
+    n_rnti, n_id : int
+        Scrambling identities, [0, 65535] and [0, 1023] (Sionna's defaults, 1 and 1).
+    harq : HarqConfig | dict | None
+        Retransmissions with soft combining (see above); None: one transmission.
     """
 
-    modulation: str = "16qam"
+    modulation: str | None = None
     coding: str = "ldpc"
     code_rate: float | None = None
     k: int | None = None
@@ -113,9 +179,16 @@ class LinkConfig:
     block_symbols: int | None = None
     device: str = "cpu"
     priority: LinkConfig | None = None
+    mcs_table: str | None = None
+    mcs_index: int | None = None
+    scrambling: bool = True
+    n_rnti: int = 1
+    n_id: int = 1
+    harq: HarqConfig | None = None
 
     def __post_init__(self) -> None:
         _normalise_numbers(self)
+        _apply_mcs(self)
         _choice("modulation", self.modulation, tuple(MODULATIONS))
         _choice("coding", self.coding, CODINGS)
         _choice("decoder", self.decoder, DECODERS)
@@ -136,18 +209,36 @@ class LinkConfig:
         if self.device != "cpu" and self.decoder == "fast":
             raise ValueError(f"device {self.device!r} needs decoder='sionna' or 'gpu'; the fast "
                              "decoder runs on the CPU (device='cpu')")
+        if not isinstance(self.scrambling, bool):
+            raise ValueError(f"scrambling {self.scrambling!r} must be true or false")
+        _int_in("n_rnti", self.n_rnti, 0, N_RNTI_MAX)
+        _int_in("n_id", self.n_id, 0, N_ID_MAX)
         k, n, rate = (_resolve_uncoded(self) if self.coding == "uncoded"
                       else _resolve_ldpc(self.code_rate, self.k, self.n, self.bits_per_symbol))
         object.__setattr__(self, "k", k)
         object.__setattr__(self, "n", n)
         object.__setattr__(self, "code_rate", rate)
+        _resolve_harq(self)
+        if self.decoder == "sionna" and self.coding == "ldpc":
+            _check_sionna_code(k, n)
         if self.priority is not None:
             object.__setattr__(self, "priority", _priority_config(self, self.priority))
 
     @property
     def bits_per_symbol(self) -> int:
         """Coded bits per complex symbol."""
+        assert self.modulation is not None  # resolved in __post_init__
         return MODULATIONS[self.modulation]
+
+    @property
+    def rvs(self) -> tuple[int, ...]:
+        """Redundancy version of each transmission ((0,) without HARQ)."""
+        return (0,) if self.harq is None else self.harq.rvs
+
+    @property
+    def max_transmissions(self) -> int:
+        """Transmissions of a code block at most (1 without HARQ)."""
+        return 1 if self.harq is None else self.harq.max_transmissions
 
     @property
     def block_payload_bytes(self) -> int:
@@ -181,8 +272,13 @@ class LinkConfig:
         return cls(**d)
 
     def describe(self) -> str:
-        """Short label: ``16qam-ldpc0.5-awgn``, ``+prio-qpsk-ldpc0.333`` with a priority."""
+        """Short label: ``16qam-ldpc0.5-awgn``, ``+prio-qpsk-ldpc0.333`` with a priority,
+        ``-harq2chase`` with HARQ, ``-mcs:qam64:5`` with an MCS row."""
         label = f"{self.modulation}-{self._code_label()}-{self.channel}"
+        if self.mcs_table is not None:
+            label += f"-mcs:{self.mcs_table}:{self.mcs_index}"
+        if self.harq is not None:
+            label += f"-harq{self.harq.max_transmissions}{self.harq.combining}"
         if self.priority is not None:
             label += f"+prio-{self.priority.modulation}-{self.priority._code_label()}"
         return label
@@ -197,7 +293,7 @@ class LinkConfig:
 
 _FIELD_NAMES = tuple(f.name for f in fields(LinkConfig))
 #: What a ``priority`` config may set: the code; the rest comes from the main link.
-PRIORITY_KEYS = ("modulation", "coding", "code_rate", "k", "n")
+PRIORITY_KEYS = ("modulation", "coding", "code_rate", "k", "n", "mcs_table", "mcs_index")
 
 
 def _priority_config(main: LinkConfig, value: object) -> LinkConfig:
@@ -223,9 +319,65 @@ def _priority_config(main: LinkConfig, value: object) -> LinkConfig:
         raise ValueError(f"priority: {err}") from None
 
 
+def _apply_mcs(cfg: LinkConfig) -> None:
+    """Modulation and target rate from (mcs_table, mcs_index); default modulation 16qam."""
+    if cfg.mcs_table is None and cfg.mcs_index is None:
+        if cfg.modulation is None:
+            object.__setattr__(cfg, "modulation", "16qam")
+        return
+    if cfg.mcs_table is None or cfg.mcs_index is None:
+        raise ValueError(f"give mcs_table and mcs_index together, got mcs_table="
+                         f"{cfg.mcs_table!r}, mcs_index={cfg.mcs_index!r} (tables: "
+                         f"{list(MCS_TABLES)})")
+    if cfg.coding != "ldpc":
+        raise ValueError(f"mcs_table needs coding='ldpc', got coding={cfg.coding!r}")
+    modulation, rate = decode_mcs(cfg.mcs_table, cfg.mcs_index)
+    where = f"mcs_table={cfg.mcs_table!r}, mcs_index={cfg.mcs_index}"
+    if cfg.modulation not in (None, modulation):
+        raise ValueError(f"modulation {cfg.modulation!r} disagrees with {where} "
+                         f"({modulation!r}); leave modulation out")
+    object.__setattr__(cfg, "modulation", modulation)
+    given = cfg.code_rate
+    if given is None or abs(given - rate) < 1e-9:
+        object.__setattr__(cfg, "code_rate", rate)
+    elif not (cfg.k is not None and cfg.n is not None and abs(given - cfg.k / cfg.n) < 1e-9
+              and _n_for_rate(cfg.k, rate, MODULATIONS[modulation]) == cfg.n):
+        raise ValueError(f"code_rate {given!r} disagrees with {where} (target rate "
+                         f"{rate:.6f}); leave code_rate out")
+
+
+def _resolve_harq(cfg: LinkConfig) -> None:
+    """``harq`` mapping -> HarqConfig; HARQ needs an LDPC code."""
+    value = cfg.harq
+    if value is None:
+        return
+    if isinstance(value, dict):
+        unknown = [key for key in value if key not in ("max_transmissions", "combining")]
+        if unknown:
+            raise ValueError(f"harq: unknown key {unknown[0]!r} (valid keys: "
+                             "max_transmissions, combining)")
+        value = HarqConfig(**value)
+    if not isinstance(value, HarqConfig):
+        raise ValueError(f"harq must be a mapping {{max_transmissions: N, combining: "
+                         f"chase | ir}} or null, got {value!r}")
+    if cfg.coding != "ldpc":
+        raise ValueError(f"harq needs coding='ldpc', got coding={cfg.coding!r}")
+    object.__setattr__(cfg, "harq", value)
+
+
+def _check_sionna_code(k: int, n: int) -> None:
+    """Sionna 2.2's LDPC5GEncoder refuses repetition, rates below 1/5 and BG1 below 1/3."""
+    rate, buffer = k / n, circular_buffer_bits(k, n)
+    bg = select_base_graph(k, rate)
+    if n > buffer or rate < 0.2 or (bg == "bg1" and rate < 1 / 3):
+        raise ValueError(f"(k={k}, n={n}, rate={rate:.4f}, {bg}, {buffer} circular-buffer "
+                         "bits) needs repetition or a rate Sionna 2.2 refuses (below 1/5, or "
+                         "below 1/3 on BG1); use decoder='fast'")
+
+
 def _normalise_numbers(cfg: LinkConfig) -> None:
     """NumPy scalars (e.g. from a sweep grid) become plain int / float before validation."""
-    for name in ("k", "n", "bp_iterations", "block_symbols"):
+    for name in ("k", "n", "bp_iterations", "block_symbols", "mcs_index", "n_rnti", "n_id"):
         value = getattr(cfg, name)
         if isinstance(value, np.integer):
             object.__setattr__(cfg, name, int(value))
@@ -263,7 +415,10 @@ def _resolve_uncoded(cfg: LinkConfig) -> tuple[int, int, float]:
 
 
 def _rate_from_value(code_rate: object) -> float:
-    if isinstance(code_rate, bool) or not isinstance(code_rate, (int, float)) \
+    if isinstance(code_rate, str | bytes | bool):
+        raise ValueError(f"code rate {code_rate!r} must be a number in [{RATE_MIN}, "
+                         f"{RATE_MAX}], not a {type(code_rate).__name__}")
+    if not isinstance(code_rate, (int, float)) \
             or not math.isfinite(code_rate) or not RATE_MIN <= code_rate <= RATE_MAX:
         raise ValueError(f"code rate {code_rate!r} outside the 5G LDPC range "
                          f"[{RATE_MIN}, {RATE_MAX}]")
@@ -304,11 +459,11 @@ def _resolve_ldpc(code_rate: float | None, k: int | None, n: int | None,
 
 
 def _check_base_graph(k: int, rate: float) -> None:
-    """TS 38.212 7.2.2 base-graph choice and the limits of each graph (as Sionna)."""
-    bg2 = k <= 292 or (k <= 3824 and rate <= 0.67) or rate <= 0.25
-    if bg2 and k > 3840:
+    """TS 38.212 7.2.2 base-graph choice: BG2 holds at most k = 3840 information bits.
+
+    Rates below a graph's mother-code rate (BG1 1/3, BG2 about 1/5) are served by
+    repetition of the circular buffer (TS 38.212 5.4.2.1), so they are not refused.
+    """
+    if select_base_graph(k, rate) == "bg2" and k > 3840:
         raise ValueError(f"(k={k}, rate={rate:.4f}) selects 5G base graph 2, which allows "
-                         "k <= 3840; use a rate above 0.25 or a smaller k")
-    if not bg2 and rate < 1 / 3:
-        raise ValueError(f"(k={k}, rate={rate:.4f}) selects 5G base graph 1, which needs "
-                         "rate >= 1/3; use k <= 3824 for lower rates")
+                         "k <= 3840; use a rate above 0.25 or k <= 3840")

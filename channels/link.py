@@ -3,15 +3,23 @@
 ::
 
     payload [L] uint8 ─segment─► blocks [nb, k/8] (B payload bytes + CRC24B)
-        ─► LDPC encode ─► QAM map ─► channel (h, n; seed) ─► equalise (x_eq, no/|h|^2)
-        ─► soft demap ─► LDPC decode ─► CRC check ─► LinkResult (bytes, lost ranges, counts)
+        ─► LDPC encode (rv) ─► scramble ─► QAM map ─► channel (h, n; seed) ─► equalise
+        ─► soft demap ─► descramble (LLR signs) ─► combine (HARQ) ─► LDPC decode
+        ─► CRC check ─┬─ pass, or last transmission ─► LinkResult (bytes, lost ranges, counts)
+                      └─ fail (HARQ) ─► send the block again with the next rv
+
+A block whose received LLRs are all exactly zero (an erasure: nothing was heard, e.g.
+Es/N0 -300 dB) is counted lost even if its decoded word passes the CRC: the all-zero
+word of an all-zero LLR vector has a valid CRC24B.
 
 Every block of every payload in one ``transmit`` call is processed in batches of up to
 ``chunk_blocks`` code blocks, spread over ``num_threads`` worker threads (the compiled
 kernels release the GIL; plain threads, so nothing spins between calls and the link
 coexists with PyTorch work in the same process). Randomness is per (payload seed, block
-index), so results do not depend on batching or threads. Bits are MSB-first within each
-byte (``np.unpackbits``).
+index, transmission), so results do not depend on batching or threads; transmission 0
+uses the payload's seed, retransmission t >= 1 ``harq_seed(seed, t)`` (fresh noise and
+fading: a retransmission comes later than the channel's coherence time). Bits are
+MSB-first within each byte (``np.unpackbits``).
 """
 
 from __future__ import annotations
@@ -27,8 +35,16 @@ import numpy as np
 from channels.backends import make_backend
 from channels.channel import FlatChannel
 from channels.config import LinkConfig
+from channels.scrambling import Scrambler, c_init
 from channels.segmentation import BlockLayout
 from channels.snr import check_snr_db, noise_variance
+
+#: Default code blocks per batch on the CPU. A batch's stage arrays take ~125 KiB per
+#: k = 4096 block: 16 blocks (~2 MiB per worker) stay in L2/L3 and below glibc's
+#: trim threshold, so batches reuse heap pages instead of faulting in fresh ones (64
+#: blocks cost ~60 us/block more in page faults and cache misses), while the Python
+#: work per batch (~3% at 16 blocks) still fits the GIL budget. See docs/channels.md.
+CPU_CHUNK_BLOCKS = 16
 
 
 @dataclass(frozen=True)
@@ -49,12 +65,19 @@ class LinkResult:
     undetected_block_errors : int
         Blocks that passed the CRC but differ from what was sent (simulation truth).
     channel_uses : int
-        Complex symbols sent for this payload (num_blocks * symbols per block).
+        Complex symbols sent for this payload, every transmission counted
+        (sum of ``transmissions`` * symbols per block).
     block_ok : [num_blocks] bool
         CRC verdict per code block (payload byte i is in block i // block_payload_bytes;
         with a priority part, its blocks come first and the rest count from its end).
     decoder_iterations : int
-        LDPC iterations summed over the payload's blocks (0 when uncoded).
+        LDPC iterations summed over the payload's blocks and transmissions (0 uncoded).
+    transmissions : [num_blocks] int32
+        Transmissions of each block (1 without HARQ; with HARQ until its CRC passed or
+        ``max_transmissions``).
+    channel_uses_first : int
+        Complex symbols of the first transmission of every block (the payload's size on
+        the air; equals ``channel_uses`` without retransmissions).
     """
 
     data: np.ndarray
@@ -67,6 +90,13 @@ class LinkResult:
     channel_uses: int
     block_ok: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     decoder_iterations: int = 0
+    transmissions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    channel_uses_first: int = 0
+
+    @property
+    def rounds(self) -> int:
+        """Transmissions the payload needed: the most of any of its blocks."""
+        return int(self.transmissions.max()) if self.transmissions.size else 0
 
     @property
     def ber(self) -> float:
@@ -87,6 +117,7 @@ class _Rx:
     received: np.ndarray  # [nb, k/8] uint8 decoded info blocks
     ok: np.ndarray  # [nb] bool CRC verdicts
     iterations: np.ndarray  # [nb] int32 decoder iterations per block
+    transmissions: np.ndarray  # [nb] int32 transmissions per block
 
 
 class Link:
@@ -96,8 +127,9 @@ class Link:
     ----------
     config : LinkConfig
     chunk_blocks : int | None
-        Most code blocks per internal batch (memory vs. per-call overhead); None: 64 on
-        the CPU, 1024 for the Sionna chain on a GPU, 8192 for ``decoder="gpu"``.
+        Most code blocks per internal batch (memory vs. per-call overhead); None: 16 on
+        the CPU (``CPU_CHUNK_BLOCKS``), 1024 for the Sionna chain on a GPU, 8192 for
+        ``decoder="gpu"``.
     num_threads : int | None
         Worker threads for ``decoder="fast"`` (None: the CPUs this process may use);
         the Sionna backend always runs on the calling thread. Results do not depend on
@@ -109,7 +141,7 @@ class Link:
         if not isinstance(config, LinkConfig):
             raise ValueError(f"config must be a LinkConfig, got {type(config).__name__}")
         if chunk_blocks is None:
-            chunk_blocks = 64 if config.device == "cpu" else \
+            chunk_blocks = CPU_CHUNK_BLOCKS if config.device == "cpu" else \
                 8192 if config.decoder == "gpu" else 1024
         if isinstance(chunk_blocks, bool) or not isinstance(chunk_blocks, int) \
                 or chunk_blocks < 1:
@@ -129,6 +161,8 @@ class Link:
         self.channel = FlatChannel(config.channel, config.symbols_per_block,
                                    config.block_symbols)
         self.backend = make_backend(config)
+        self.scrambler = (Scrambler(c_init(config.n_rnti, config.n_id), self.backend.coded_bits)
+                          if config.scrambling else None)
         #: The link of the bytes codecs mark as priority (``config.priority``), or None.
         self.priority_link = (None if config.priority is None
                               else Link(config.priority, chunk_blocks, num_threads))
@@ -148,7 +182,8 @@ class Link:
         return self.layout.num_blocks(_nonneg_int("num_bytes", num_bytes))
 
     def channel_uses(self, num_bytes: int) -> int:
-        """Complex symbols ``transmit`` sends for a payload of ``num_bytes`` bytes."""
+        """Complex symbols of one transmission of a ``num_bytes`` payload (HARQ
+        retransmissions add to ``LinkResult.channel_uses``)."""
         return self.num_blocks(num_bytes) * self.symbols_per_block
 
     def max_payload_bytes(self, channel_uses: int) -> int:
@@ -206,7 +241,7 @@ class Link:
             sent = self.layout.segment(p)
             nb = sent.shape[0]
             rx.append(_Rx(sent, np.empty_like(sent), np.zeros(nb, dtype=bool),
-                          np.zeros(nb, dtype=np.int32)))
+                          np.zeros(nb, dtype=np.int32), np.zeros(nb, dtype=np.int32)))
         chunks = self._chunks([r.sent.shape[0] for r in rx])
         if self.num_threads == 1 or len(chunks) == 1:
             for pieces in chunks:
@@ -245,38 +280,89 @@ class Link:
 
     def _run_chunk(self, pieces: list[tuple[int, int, int]], rx: list[_Rx],
                    snr_list: list[float], seed_list: list[int]) -> None:
-        """Encode, modulate, channel, demodulate, decode one batch of blocks."""
+        """Send one batch of blocks; with HARQ, resend those whose CRC fails."""
         be = self.backend
         info = np.concatenate([rx[p].sent[j0:j1] for p, j0, j1 in pieces])
-        if hasattr(be, "transmit_blocks"):  # GPU chain: noise, CRC check, packing on the device
+        if hasattr(be, "transmit_blocks") and self.config.rvs == (0,):
+            # GPU chain, one transmission: scrambling, noise, erasure and CRC checks and
+            # packing on the device (HARQ takes the stage-by-stage loop below)
             decoded, ok, iters = be.transmit_blocks(info, [
-                (noise_variance(snr_list[p]), seed_list[p], j0, j1) for p, j0, j1 in pieces])
-        else:
-            u_hat, iters = self._cpu_blocks(be, info, pieces, snr_list, seed_list)
-            decoded = np.packbits(u_hat, axis=1)
-            ok = self.layout.crc_ok(decoded)
+                (noise_variance(snr_list[p]), seed_list[p], j0, j1) for p, j0, j1 in pieces],
+                self.scrambler)
+            sent = np.ones(len(ok), dtype=np.int32)
+            self._store(pieces, rx, decoded, ok, iters, sent)
+            return
+        bits = np.unpackbits(info, axis=1)
+        owner = np.concatenate([np.full(j1 - j0, p) for p, j0, j1 in pieces])
+        block = np.concatenate([np.arange(j0, j1) for _, j0, j1 in pieces])
+        num = info.shape[0]
+        decoded = np.zeros_like(info)
+        ok = np.zeros(num, dtype=bool)
+        heard = np.zeros(num, dtype=bool)
+        iters = np.zeros(num, dtype=np.int32)
+        sent = np.zeros(num, dtype=np.int32)
+        rows = np.arange(num)
+        soft: np.ndarray | None = None
+        rvs = self.config.rvs
+        for t, rv in enumerate(rvs):
+            llr = self._send(bits[rows], rv, t, owner[rows], block[rows], snr_list, seed_list)
+            heard[rows] |= np.any(llr != 0, axis=1)
+            soft = be.combine(llr, rv, soft)
+            u_hat, it = be.decode(soft, last=t == len(rvs) - 1)
+            dec = np.packbits(u_hat, axis=1)
+            decoded[rows] = dec
+            ok[rows] = self.layout.crc_ok(dec) & heard[rows]  # an erasure is lost
+            iters[rows] += it
+            sent[rows] += 1
+            again = ~ok[rows]
+            if not again.any():
+                break
+            rows, soft = rows[again], soft[again]
+        self._store(pieces, rx, decoded, ok, iters, sent)
+
+    @staticmethod
+    def _store(pieces: list[tuple[int, int, int]], rx: list[_Rx], decoded: np.ndarray,
+               ok: np.ndarray, iters: np.ndarray, sent: np.ndarray) -> None:
+        """Copy a batch's per-block results into the payloads' receive records."""
         row = 0
         for p, j0, j1 in pieces:
-            rows = slice(row, row + j1 - j0)
-            rx[p].received[j0:j1] = decoded[rows]
-            rx[p].ok[j0:j1] = ok[rows]
-            rx[p].iterations[j0:j1] = iters[rows]
+            rows_p = slice(row, row + j1 - j0)
+            rx[p].received[j0:j1] = decoded[rows_p]
+            rx[p].ok[j0:j1] = ok[rows_p]
+            rx[p].iterations[j0:j1] = iters[rows_p]
+            rx[p].transmissions[j0:j1] = sent[rows_p]
             row += j1 - j0
 
-    def _cpu_blocks(self, be, info: np.ndarray, pieces: list[tuple[int, int, int]],
-                    snr_list: list[float], seed_list: list[int]
-                    ) -> tuple[np.ndarray, np.ndarray]:
-        """Encode, modulate, channel (NumPy), demodulate, decode one batch of blocks."""
-        x = be.modulate(be.encode(np.unpackbits(info, axis=1)))
+    def _send(self, bits: np.ndarray, rv: int, t: int, owner: np.ndarray, block: np.ndarray,
+              snr_list: list[float], seed_list: list[int]) -> np.ndarray:
+        """Transmission ``t`` (redundancy version ``rv``) of some blocks.
+
+        Input
+        -----
+        bits : [B, k] uint8 info bits; owner, block : [B] payload and block index of each
+
+        Output
+        ------
+        llr : [B, n] float32   descrambled logits of this transmission
+        """
+        be = self.backend
+        coded = be.encode(bits, rv)
+        if self.scrambler is not None:
+            coded = self.scrambler.scramble(coded, block)
+        x = be.modulate(coded)
         x_eq = np.empty_like(x)
         noise_var = np.empty(x.shape, dtype=np.float32)
-        row = 0
-        for p, j0, j1 in pieces:
-            rows = slice(row, row + j1 - j0)
-            x_eq[rows], noise_var[rows] = self.channel.apply(
-                x[rows], noise_variance(snr_list[p]), seed_list[p], j0)
-            row += j1 - j0
-        return be.decode(be.demodulate(x_eq, noise_var))
+        # runs of consecutive blocks of one payload share one channel call
+        cut = np.flatnonzero((np.diff(owner) != 0) | (np.diff(block) != 1)) + 1
+        for a, b in zip(np.r_[0, cut], np.r_[cut, len(owner)], strict=True):
+            p = int(owner[a])
+            seed = seed_list[p] if t == 0 else harq_seed(seed_list[p], t)
+            x_eq[a:b], noise_var[a:b] = self.channel.apply(
+                x[a:b], noise_variance(snr_list[p]), seed, int(block[a]))
+        llr = be.demodulate(x_eq, noise_var)
+        if self.scrambler is not None:
+            self.scrambler.descramble_llr(llr, block)
+        return llr
 
     def _result(self, payload: np.ndarray, r: _Rx) -> LinkResult:
         size, nb = payload.size, r.sent.shape[0]
@@ -290,9 +376,11 @@ class Link:
             block_errors=int((~r.ok).sum()),
             num_blocks=nb,
             undetected_block_errors=int((r.ok & wrong).sum()),
-            channel_uses=nb * self.symbols_per_block,
+            channel_uses=int(r.transmissions.sum()) * self.symbols_per_block,
             block_ok=r.ok.copy(),
             decoder_iterations=int(r.iterations.sum()),
+            transmissions=r.transmissions.copy(),
+            channel_uses_first=nb * self.symbols_per_block,
         )
 
 
@@ -300,6 +388,12 @@ def priority_seed(seed: int) -> int:
     """Seed of a payload's priority blocks, derived from the payload's seed (so the two
     parts see independent noise and fading)."""
     state = np.random.SeedSequence([seed, 0x9E3779B9]).generate_state(2, np.uint32)
+    return (int(state[0]) << 31) | (int(state[1]) >> 1)
+
+
+def harq_seed(seed: int, transmission: int) -> int:
+    """Seed of a payload's retransmission ``transmission`` >= 1 (fresh noise and fading)."""
+    state = np.random.SeedSequence([seed, 0x48415251, transmission]).generate_state(2, np.uint32)
     return (int(state[0]) << 31) | (int(state[1]) >> 1)
 
 
@@ -327,6 +421,8 @@ def _join(head: LinkResult | None, tail: LinkResult | None, split: int) -> LinkR
         channel_uses=head.channel_uses + tail.channel_uses,
         block_ok=np.concatenate([head.block_ok, tail.block_ok]),
         decoder_iterations=head.decoder_iterations + tail.decoder_iterations,
+        transmissions=np.concatenate([head.transmissions, tail.transmissions]),
+        channel_uses_first=head.channel_uses_first + tail.channel_uses_first,
     )
 
 
@@ -371,6 +467,8 @@ def _check_seeds(seeds: Sequence[int], count: int) -> list[int]:
 
 
 def _check_snrs(esno_db: float | Sequence[float], count: int) -> list[float]:
+    if isinstance(esno_db, np.ndarray) and esno_db.ndim == 0:
+        esno_db = esno_db.item()  # a 0-d array is one number
     if isinstance(esno_db, Sequence | np.ndarray) and not isinstance(esno_db, str):
         if len(esno_db) != count:
             raise ValueError(f"got {len(esno_db)} esno_db values for {count} payloads")

@@ -110,7 +110,7 @@ class QamModem:
         no = np.broadcast_to(np.asarray(noise_var, dtype=np.float32), y.shape)
         y = np.ascontiguousarray(y, dtype=np.complex64)
         out = np.empty((y.shape[0], y.shape[1] * self.bits_per_symbol), dtype=np.float32)
-        _demap(y.real.copy(), y.imag.copy(), np.ascontiguousarray(no), self._levels,
+        _demap(y.view(np.float32), np.ascontiguousarray(no), self._levels,
                self._label_bits, method == "app", out)
         return out
 
@@ -128,28 +128,36 @@ def _map(bits, points, m, out):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True, boundscheck=False)
-def _demap(yr, yi, no, levels, label_bits, app, out):
+def _demap(yf, no, levels, label_bits, app, out):
     """Per row, per real dimension: metrics of every PAM level, then each bit's LLR.
+
+    ``yf`` is the [N, 2S] float32 view of the complex symbols; each row is split into
+    its real and imaginary parts in scratch (no NumPy copies under the GIL).
 
     Loops run over symbols innermost (contiguous) so they vectorise. With one bit per
     dimension (QPSK) app and max-log coincide and the exponentials are skipped.
     """
     num_levels, h = label_bits.shape
     m = 2 * h
-    num_sym = yr.shape[1]
+    num_sym = yf.shape[1] // 2
     use_app = app and h > 1
     tiny = np.float32(1e-30)  # noise variance floor
     neg = np.float32(-3.0e38)  # finite: fastmath assumes no infinities
-    for r in range(yr.shape[0]):
-        metric = np.empty((num_levels, num_sym), dtype=np.float32)
-        raw = np.empty((num_levels, num_sym), dtype=np.float32)
-        mx1 = np.empty(num_sym, dtype=np.float32)
-        mx0 = np.empty(num_sym, dtype=np.float32)
-        inv_no = np.empty(num_sym, dtype=np.float32)
+    metric = np.empty((num_levels, num_sym), dtype=np.float32)  # scratch, reused per row
+    raw = np.empty((num_levels, num_sym), dtype=np.float32)
+    mx1 = np.empty(num_sym, dtype=np.float32)
+    mx0 = np.empty(num_sym, dtype=np.float32)
+    inv_no = np.empty(num_sym, dtype=np.float32)
+    yr = np.empty(num_sym, dtype=np.float32)
+    yi = np.empty(num_sym, dtype=np.float32)
+    for r in range(yf.shape[0]):
+        row = yf[r]
         for s in range(num_sym):
             inv_no[s] = np.float32(1.0) / max(no[r, s], tiny)
+            yr[s] = row[2 * s]
+            yi[s] = row[2 * s + 1]
         for dim in range(2):
-            y = yr[r] if dim == 0 else yi[r]
+            y = yr if dim == 0 else yi
             for p in range(num_levels):
                 lev = levels[p]
                 mp = metric[p]

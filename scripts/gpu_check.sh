@@ -2,7 +2,8 @@
 # One call on a GPU machine (issue 23): versions, the GPU link's tests, the benchmark.
 # Run from the repository root:  bash scripts/gpu_check.sh
 # Log: $OUT/gpu_check.log (or ./gpu_check.log without $OUT). Each stage is guarded (a
-# failure is reported and the next stage runs); stage limits sum to 510 s, a normal run ~3-4 min.
+# failure is reported and the next stage runs); stage limits sum to 480 s
+# (+90 s with carried wheels), a normal run ~3-4 min.
 set -u
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 LOG="${OUT:-.}/gpu_check.log"
@@ -34,9 +35,11 @@ for p in (\"torch\", \"triton\", \"numba\", \"scipy\", \"sionna-no-rt\", \"pyyam
     except md.PackageNotFoundError:
         print(p, \"MISSING\")
 '"
-stage "GPU link tests (incl. gpu-marked: >= 1,000 blocks vs numba)" 150 \
-  "$PY" -m pytest tests/channels/test_gpu_decoder.py -m "not slow" -q -p no:cacheprovider \
-  --durations=5
-stage "benchmark: gpu chain + stage split, decoder only, numba 1/all threads, sionna eager+compiled" 240 \
-  "$PY" benchmarks/_gpu_link.py --device cuda:0 --esno-db 8.0
+stage "gpu-marked tests (>= 1,000 blocks vs numba, BLER and HARQ vs the fast link)" 120 \
+  "$PY" -m pytest tests/channels -m gpu -q -p no:cacheprovider --durations=5
+stage "GPU link tests compiled on CUDA (the interpreter tests' kernels)" 60 \
+  "$PY" -m pytest tests/channels/test_gpu_decoder.py -m "not slow and not gpu" -q -x \
+  -p no:cacheprovider
+stage "benchmark: link_throughput.py --device cuda:0 (gpu chain scrambled/unscrambled + stage split, decoder only, numba 1/all threads, sionna eager+compiled, ratios)" 270 \
+  "$PY" benchmarks/link_throughput.py --device cuda:0
 echo "log: $LOG"

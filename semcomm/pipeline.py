@@ -25,6 +25,12 @@ only a decode it gives up on (``ok=False``) gets the policy's fallback image.
 
 Whatever the policy, a stream that the decoder rejects (e.g. corrupted by errors the
 CRC missed) gives the policy's fallback image and status ``failed``.
+
+Analog codecs (``payload_kind = "symbols"``, e.g. DeepJSCC) skip bytes and the link:
+their complex symbols go over ``channels.analog.AnalogChannel`` (the same channel draws
+as the link, see there) with :func:`send_symbols`, and ``Receiver.receive_symbols``
+decodes them; there are no CRC losses, so the failure policy only applies when the
+decoder gives up.
 """
 
 from __future__ import annotations
@@ -33,11 +39,20 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
-from semcomm.codecs.base import Codec, Payload, RatePoint, ReceivedPayload, Reconstruction
+from semcomm.codecs.base import (
+    AnalogCodec,
+    Codec,
+    Payload,
+    RatePoint,
+    ReceivedPayload,
+    ReceivedSymbols,
+    Reconstruction,
+    SymbolPayload,
+)
 
 FAILURE_POLICIES = ("mean", "grey", "conceal")
 #: Status of one received image.
@@ -58,12 +73,12 @@ class Encoded:
 
     Attributes
     ----------
-    payload : Payload        the bytes sent, with the knob the rate control chose
+    payload : Payload | SymbolPayload   the bytes (or analog symbols) sent, with the knob
     rate : RatePoint         the requested rate (resolved: bpp or knob)
     unreachable : bool       a bpp target below what the codec's cheapest setting gives
     """
 
-    payload: Payload
+    payload: Payload | SymbolPayload
     rate: RatePoint
     unreachable: bool
 
@@ -89,18 +104,26 @@ class Received:
 class Transmitter:
     """x, s -> Encoded (codec rate control; flags unreachable bpp targets)."""
 
-    def __init__(self, codec: Codec) -> None:
+    def __init__(self, codec: Codec | AnalogCodec) -> None:
         self.codec = codec
 
     def encode(self, image: np.ndarray, labels: np.ndarray | None, rate: RatePoint) -> Encoded:
         payload = self.codec.encode(image, labels, rate)
+        if isinstance(payload, SymbolPayload):
+            return Encoded(payload=payload, rate=rate, unreachable=False)
         if len(payload.data) == 0:
             raise ValueError(f"codec {self.codec.name!r} produced an empty payload at {rate.label}")
         unreachable = rate.bpp is not None and payload.bpp > rate.bpp + 1e-12
         return Encoded(payload=payload, rate=rate, unreachable=unreachable)
 
 
-def conceals_losses(codec: Codec) -> bool:
+def sends_symbols(codec: Codec | AnalogCodec) -> bool:
+    """True for analog codecs, whose payload is complex channel symbols
+    (``payload_kind = "symbols"``), sent over ``channels.analog`` instead of the link."""
+    return getattr(codec, "payload_kind", "bytes") == "symbols"
+
+
+def conceals_losses(codec: Codec | AnalogCodec) -> bool:
     """True when ``codec`` decodes around CRC-lost byte ranges itself (its decoder is
     given them whatever the failure policy)."""
     return bool(getattr(codec, "conceals_losses", False))
@@ -124,7 +147,8 @@ class DecodeCache:
         self._bytes = 0
         self.hits = self.misses = 0
 
-    def decode(self, key: str, codec: Codec, payload: ReceivedPayload) -> Reconstruction:
+    def decode(self, key: str, codec: Codec | AnalogCodec, payload: ReceivedPayload
+               ) -> Reconstruction:
         """``codec.decode(payload)``, from the cache when ``key`` (the codec's name in the
         run) already decoded these exact bytes, shape and lost ranges."""
         ident = (key, hashlib.blake2b(payload.data, digest_size=16).digest(),
@@ -165,7 +189,7 @@ class Receiver:
         Shared decode cache (the runner's), with ``cache_key`` naming the codec in it.
     """
 
-    def __init__(self, codec: Codec, policy: str, fallback: np.ndarray,
+    def __init__(self, codec: Codec | AnalogCodec, policy: str, fallback: np.ndarray,
                  cache: DecodeCache | None = None, cache_key: str | None = None) -> None:
         if policy not in FAILURE_POLICIES:
             raise ValueError(f"failure policy {policy!r} must be one of {FAILURE_POLICIES}")
@@ -198,17 +222,48 @@ class Receiver:
         status = "concealed" if (lost or rec.concealed) else "ok"
         return Received(image=rec.image, labels=rec.labels, status=status)
 
+    def receive_symbols(self, symbols: np.ndarray, noise_var: np.ndarray,
+                        esno_db: float | None, shape: tuple[int, int],
+                        equaliser: str = "mmse") -> Received:
+        """Equalised symbols [k] complex64 + noise_var [k] (no / |h|^2) -> Received.
+        ``esno_db=None``: noiseless (the error-free line). Not cached: noisy symbols
+        never repeat."""
+        if shape != self.fallback.shape[:2]:
+            raise ValueError(f"payload shape {shape} != fallback image shape "
+                             f"{self.fallback.shape[:2]}")
+        received = ReceivedSymbols(symbols, noise_var, esno_db, shape, equaliser)
+        rec: Reconstruction = self.codec.decode(received)  # type: ignore[arg-type]
+        if not rec.ok:
+            return self._failed(rec.error or "decode failed")
+        return Received(image=rec.image, labels=rec.labels, status="ok")
+
 
 def send(link: LinkLike, encoded: Sequence[Encoded], esno_db: float,
          seeds: Sequence[int]) -> list:
     """Put each payload on the link (one channel realisation per seed) -> LinkResults.
     Each payload's priority prefix (``Payload.priority_bytes``) goes with it: a link with
     a ``priority`` config sends those bytes on its priority modulation and code."""
-    return link.transmit([np.frombuffer(e.payload.data, np.uint8) for e in encoded],
-                         esno_db, list(seeds), [e.payload.priority_bytes for e in encoded])
+    payloads = [e.payload for e in encoded]
+    if not all(isinstance(p, Payload) for p in payloads):
+        raise ValueError("send needs byte payloads; symbol payloads go with send_symbols")
+    return link.transmit([np.frombuffer(p.data, np.uint8) for p in payloads  # type: ignore[union-attr]
+                          ], esno_db, list(seeds),
+                         [p.priority_bytes for p in payloads])  # type: ignore[union-attr]
 
 
-def run_pipeline(transmitter: Transmitter, receiver: Receiver, link: LinkLike,
+def send_symbols(channel: Any, encoded: Sequence[Encoded], esno_db: float,
+                 seeds: Sequence[int]) -> list:
+    """Put each symbol payload on ``channel`` (a ``channels.analog.AnalogChannel``; one
+    realisation per seed, the link's draws for that seed) -> AnalogResults."""
+    symbols = []
+    for e in encoded:
+        if not isinstance(e.payload, SymbolPayload):
+            raise ValueError(f"send_symbols needs symbol payloads, got {type(e.payload).__name__}")
+        symbols.append(e.payload.symbols)
+    return channel.transmit(symbols, esno_db, list(seeds))
+
+
+def run_pipeline(transmitter: Transmitter, receiver: Receiver, link: LinkLike | Any,
                  images: Sequence[np.ndarray], labels: Sequence[np.ndarray | None],
                  rate: RatePoint, esno_db: float, seeds: Sequence[int]) -> list[Received]:
     """The whole chain for a batch of images, one stage per line (no caching).
@@ -217,6 +272,11 @@ def run_pipeline(transmitter: Transmitter, receiver: Receiver, link: LinkLike,
     once and reuse the payload across SNRs, channels and realisations.
     """
     encoded = [transmitter.encode(x, s, rate) for x, s in zip(images, labels, strict=True)]
-    results = send(link, encoded, esno_db, seeds)
+    if sends_symbols(transmitter.codec):  # ``link`` is then a channels.analog.AnalogChannel
+        analog = send_symbols(link, encoded, esno_db, seeds)
+        return [receiver.receive_symbols(r.symbols, r.noise_var, esno_db, e.payload.shape,
+                                          r.equaliser)
+                for e, r in zip(encoded, analog, strict=True)]
+    results = send(cast(LinkLike, link), encoded, esno_db, seeds)
     return [receiver.receive(r.data.tobytes(), e.payload.shape, r.lost_ranges)
             for e, r in zip(encoded, results, strict=True)]

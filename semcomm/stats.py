@@ -22,7 +22,8 @@ def _z(confidence: float) -> float:
 
 
 def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (Wilson 1927; Agresti & Coull 1998).
+    """Wilson score interval for a binomial proportion (Wilson 1927; Agresti & Coull 1998),
+    computed by ``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``.
 
     Input
     -----
@@ -31,21 +32,19 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
 
     Output
     ------
-    (lo, hi) : floats in [0, 1]
+    (lo, hi) : floats in [0, 1]; lo is exactly 0 at zero events (hi exactly 1 at
+    ``successes == trials``), so a zero-error point has an upper bound to plot.
     """
+    from scipy.stats import binomtest
+
     if trials < 0 or not 0 <= successes <= max(trials, 0):
         raise ValueError(f"need 0 <= successes ({successes}) <= trials ({trials})")
+    _z(confidence)  # validates confidence with our one-line message
     if trials == 0:
         return math.nan, math.nan
-    z = _z(confidence)
-    p = successes / trials
-    denom = 1.0 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denom
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
-    # Clamp rounding error only; at p = 0 (p = 1) the exact bound is 0 (1).
-    lo = 0.0 if successes == 0 else max(0.0, centre - half)
-    hi = 1.0 if successes == trials else min(1.0, centre + half)
-    return lo, hi
+    ci = binomtest(int(successes), int(trials)).proportion_ci(
+        confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:

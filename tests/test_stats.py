@@ -77,3 +77,21 @@ def test_bootstrap_ratio_is_pooled() -> None:
     assert lo == pytest.approx(0.1) and hi == pytest.approx(0.7)
     with pytest.raises(ValueError, match="must be equal"):
         stats.bootstrap_ratio_interval(num, den[:1])
+
+
+@pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
+def test_wilson_equals_the_closed_form(confidence: float) -> None:
+    """scipy's Wilson interval (what we call) against Wilson's formula written out,
+    at every k of n = 37 and three confidence levels."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    n = 37
+    for k in range(n + 1):
+        p = k / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        lo, hi = stats.wilson_interval(k, n, confidence)
+        assert lo == pytest.approx(max(0.0, centre - half), abs=1e-12)
+        assert hi == pytest.approx(min(1.0, centre + half), abs=1e-12)
+    assert stats.wilson_interval(0, n, confidence)[0] == 0.0  # prints as 0 in summary.csv

@@ -312,24 +312,32 @@ if triton is not None:
 
     @triton.jit
     def _map_channel_kernel(u_ptr, par_ptr, src_ptr, levels_ptr, xeq_ptr, nv_ptr, seed_ptr,
-                            block_ptr, no_ptr, num_sym, n, k, par_stride, block_symbols,
-                            M: tl.constexpr, KIND: tl.constexpr, BS: tl.constexpr):
-        """Encoder output assembly + Gray QAM mapping + channel for BS symbols of one
-        block: label bit b of dimension dim is transmitted bit s*M + 2b + dim (MSB first)."""
+                            block_ptr, no_ptr, scr_ptr, num_sym, n, k, par_stride,
+                            block_symbols, M: tl.constexpr, KIND: tl.constexpr,
+                            SCR: tl.constexpr, BS: tl.constexpr):
+        """Encoder output assembly + scrambling + Gray QAM mapping + channel for BS symbols
+        of one block: label bit b of dimension dim is transmitted bit s*M + 2b + dim (MSB
+        first); with SCR it is XORed with c(blk * S*M + t) of the flat sequence scr_ptr."""
         row = tl.program_id(0)
         s = tl.program_id(1) * BS + tl.arange(0, BS)
         ok = s < num_sym
+        blk = tl.load(block_ptr + row)
         lab_r = tl.zeros([BS], dtype=tl.int32)
         lab_i = tl.zeros([BS], dtype=tl.int32)
         for b in tl.static_range(M // 2):
             t = s * M + 2 * b
-            lab_r = lab_r * 2 + _coded_bit(u_ptr, par_ptr, src_ptr, row, t, ok & (t < n), k,
-                                           par_stride)
-            lab_i = lab_i * 2 + _coded_bit(u_ptr, par_ptr, src_ptr, row, t + 1,
-                                           ok & (t + 1 < n), k, par_stride)
+            br = _coded_bit(u_ptr, par_ptr, src_ptr, row, t, ok & (t < n), k, par_stride)
+            bi = _coded_bit(u_ptr, par_ptr, src_ptr, row, t + 1, ok & (t + 1 < n), k,
+                            par_stride)
+            if SCR:  # padding bits (t >= n) are scrambled too, as on the CPU
+                base = scr_ptr + blk * num_sym * M + t
+                br = br ^ tl.load(base, mask=ok, other=0).to(tl.int32)
+                bi = bi ^ tl.load(base + 1, mask=ok, other=0).to(tl.int32)
+            lab_r = lab_r * 2 + br
+            lab_i = lab_i * 2 + bi
         xr = tl.load(levels_ptr + lab_r)
         xi = tl.load(levels_ptr + lab_i)
-        yr, yi, nv = _channel_apply(xr, xi, s, tl.load(seed_ptr + row), tl.load(block_ptr + row),
+        yr, yi, nv = _channel_apply(xr, xi, s, tl.load(seed_ptr + row), blk,
                                     tl.load(no_ptr + row), num_sym, block_symbols, KIND)
         off = row.to(tl.int64) * num_sym * 2 + s * 2
         tl.store(xeq_ptr + off, yr, mask=ok)
@@ -365,11 +373,13 @@ if triton is not None:
         return llr
 
     @triton.jit
-    def _demap_recover_kernel(xeq_ptr, nv_ptr, levels_ptr, pos_ptr, out_ptr, num_sym, n, n_dec,
-                              llr_max, M: tl.constexpr, L: tl.constexpr, APP: tl.constexpr,
+    def _demap_recover_kernel(xeq_ptr, nv_ptr, levels_ptr, pos_ptr, out_ptr, block_ptr,
+                              scr_ptr, num_sym, n, n_dec, llr_max, M: tl.constexpr,
+                              L: tl.constexpr, APP: tl.constexpr, SCR: tl.constexpr,
                               BS: tl.constexpr):
-        """Soft demapping + rate recovery of BS symbols of one block: l_ch[row, pos[t]] =
-        clip(-llr_t) (positions distinct; out pre-filled with 0 / fillers +llr_max)."""
+        """Soft demapping + descrambling + rate recovery of BS symbols of one block:
+        l_ch[row, pos[t]] = clip(-llr_t (1 - 2 c_t)) (positions distinct; out pre-filled
+        with 0 / fillers +llr_max; c_t = scr[blk * S*M + t] with SCR, else 0)."""
         row = tl.program_id(0)
         s = tl.program_id(1) * BS + tl.arange(0, BS)
         ok = s < num_sym
@@ -383,6 +393,10 @@ if triton is not None:
                 t = s * M + 2 * b + dim
                 tok = ok & (t < n)
                 p = tl.load(pos_ptr + t, mask=tok, other=0)
+                if SCR:  # descramble: flip the sign where c = 1
+                    c = tl.load(scr_ptr + tl.load(block_ptr + row) * num_sym * M + t,
+                                mask=tok, other=0)
+                    llr = tl.where(c != 0, -llr, llr)
                 val = tl.minimum(tl.maximum(-llr, -llr_max), llr_max)
                 tl.store(out_ptr + row.to(tl.int64) * n_dec + p, val, mask=tok)
 
@@ -430,14 +444,18 @@ def _symbols_per_program(sym: int) -> int:
 def map_channel(encoder: GpuEncoder, u: torch.Tensor, levels: torch.Tensor, no: torch.Tensor,
                 seeds: torch.Tensor, blocks: torch.Tensor, kind: str,
                 block_symbols: int | None = None,
-                out: tuple[torch.Tensor, torch.Tensor] | None = None
+                out: tuple[torch.Tensor, torch.Tensor] | None = None,
+                scramble: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fused ``encoder(u)`` -> ``GpuModem.map`` -> :func:`flat_channel` (same numbers):
-    one GF(2) GEMM for the parity sums, then one kernel assembles each transmitted bit
-    (info bit or parity sum & 1), maps and sends it (the codeword is never stored).
+    """Fused ``encoder(u)`` -> scrambling -> ``GpuModem.map`` -> :func:`flat_channel` (same
+    numbers): one GF(2) GEMM for the parity sums, then one kernel assembles each
+    transmitted bit (info bit or parity sum & 1), scrambles, maps and sends it (the
+    codeword is never stored).
 
     Input: u [N, k] uint8, levels [2^(m/2)] float32 (``GpuModem.levels``), no/seeds/blocks
-    [N] as :func:`flat_channel`; ``out`` optional (x_eq [N, S, 2] float32, nv [N, S]).
+    [N] as :func:`flat_channel`; ``out`` optional (x_eq [N, S, 2] float32, nv [N, S]);
+    ``scramble`` optional flat Gold sequence [>= (max(blocks)+1) * S*m] uint8 (block j's
+    bits are ``scramble[j*S*m:(j+1)*S*m]``, ``channels.scrambling.Scrambler.covering``).
     Output: x_eq [N, S] complex64, noise_var [N, S] float32.
     """
     require_triton()
@@ -456,10 +474,13 @@ def map_channel(encoder: GpuEncoder, u: torch.Tensor, levels: torch.Tensor, no: 
     if num:
         bs = _symbols_per_program(sym)
         kcode = _KIND_INTERVAL if kind == "rayleigh-block" and block_symbols else CHANNEL_KIND[kind]
+        blocks = blocks.to(torch.int64).contiguous()
+        scr = _check_scramble(scramble, blocks, sym * m, u)
         _map_channel_kernel[(num, triton.cdiv(sym, bs))](
             u, par, encoder.src, levels, x_eq, noise_var, seeds.to(torch.int64).contiguous(),
-            blocks.to(torch.int64).contiguous(), no.to(torch.float32).contiguous(), sym,
-            code.n, code.k, par.stride(0), int(block_symbols or 1), M=m, KIND=kcode, BS=bs)
+            blocks, no.to(torch.float32).contiguous(), scr, sym,
+            code.n, code.k, par.stride(0), int(block_symbols or 1), M=m, KIND=kcode,
+            SCR=scramble is not None, BS=bs)
     return torch.view_as_complex(x_eq), noise_var
 
 
@@ -475,9 +496,13 @@ def channel_template(code: LdpcCode, device: torch.device | str,
 def demap_recover(code: LdpcCode, positions: torch.Tensor, levels: torch.Tensor,
                   x_eq: torch.Tensor, noise_var: torch.Tensor, method: str,
                   template: torch.Tensor, llr_max: float = LLR_MAX,
-                  out: torch.Tensor | None = None) -> torch.Tensor:
-    """Fused ``GpuModem.demap`` -> :func:`recover` (no HARQ combining): one kernel writes
-    each bit's clipped ``-llr`` to its mother-code position in ``out`` [N, n_dec].
+                  out: torch.Tensor | None = None, blocks: torch.Tensor | None = None,
+                  scramble: torch.Tensor | None = None) -> torch.Tensor:
+    """Fused ``GpuModem.demap`` -> descrambling -> :func:`recover` (no HARQ combining): one
+    kernel writes each bit's clipped ``-llr`` (sign flipped where the scrambling bit of
+    block ``blocks[row]`` is 1, as ``Scrambler.descramble_llr``) to its mother-code
+    position in ``out`` [N, n_dec]. ``scramble``/``blocks``: as :func:`map_channel` (both
+    or neither).
 
     ``positions`` [n] int32 must be distinct (rate matching without repetition; use
     ``recover`` otherwise), ``template`` = :func:`channel_template`. Input x_eq [N, S]
@@ -497,8 +522,48 @@ def demap_recover(code: LdpcCode, positions: torch.Tensor, levels: torch.Tensor,
     out.copy_(template.expand(num, -1))
     if num:
         bs = _symbols_per_program(sym)
+        if (blocks is None) != (scramble is None):
+            raise ValueError("demap_recover needs both blocks and scramble, or neither")
+        blk = blocks.to(torch.int64).contiguous() if blocks is not None else \
+            torch.zeros(num, dtype=torch.int64, device=x_eq.device)
+        scr = _check_scramble(scramble, blk, sym * m, x_eq)
         _demap_recover_kernel[(num, triton.cdiv(sym, bs))](
             torch.view_as_real(x_eq.contiguous()), noise_var.contiguous(), levels, positions,
-            out, sym, code.n, code.n_dec, float(llr_max), M=m, L=2 ** (m // 2),
-            APP=method == "app" and m > 2, BS=bs)
+            out, blk, scr, sym, code.n, code.n_dec, float(llr_max), M=m, L=2 ** (m // 2),
+            APP=method == "app" and m > 2, SCR=scramble is not None, BS=bs)
     return out
+
+
+def _check_scramble(scramble: torch.Tensor | None, blocks: torch.Tensor, block_bits: int,
+                    like: torch.Tensor) -> torch.Tensor:
+    """The scrambling pointer for a kernel: ``scramble`` checked (uint8 on ``like``'s
+    device, long enough for every block), or a 1-element dummy when None."""
+    if scramble is None:
+        return torch.zeros(1, dtype=torch.uint8, device=like.device)
+    need = (int(blocks.max()) + 1) * block_bits if blocks.numel() else 0
+    if scramble.dtype != torch.uint8 or scramble.ndim != 1 or scramble.numel() < need \
+            or scramble.device != like.device:
+        raise ValueError(f"scramble must be a flat uint8 tensor on {like.device} of >= {need} "
+                         f"bits, got {scramble.dtype} {tuple(scramble.shape)} on "
+                         f"{scramble.device}")
+    return scramble.contiguous()
+
+
+def scramble_bits(coded: torch.Tensor, scramble: torch.Tensor, blocks: torch.Tensor
+                  ) -> torch.Tensor:
+    """Stage-by-stage scrambling: coded [N, L] uint8 xor the flat sequence's rows of
+    ``blocks`` (as ``Scrambler.scramble``) -> [N, L] uint8."""
+    length = coded.shape[1]
+    _check_scramble(scramble, blocks, length, coded)
+    idx = blocks.to(torch.int64)[:, None] * length + torch.arange(length, device=coded.device)
+    return coded ^ scramble[idx]
+
+
+def descramble_llr(llr: torch.Tensor, scramble: torch.Tensor, blocks: torch.Tensor
+                   ) -> torch.Tensor:
+    """Stage-by-stage descrambling: llr [N, L] float32 with its sign flipped where the
+    block's scrambling bit is 1 (as ``Scrambler.descramble_llr``) -> [N, L] float32."""
+    length = llr.shape[1]
+    _check_scramble(scramble, blocks, length, llr)
+    idx = blocks.to(torch.int64)[:, None] * length + torch.arange(length, device=llr.device)
+    return torch.where(scramble[idx] != 0, -llr, llr)

@@ -8,12 +8,19 @@
 ``ReceivedPayload`` carries the bytes after the link plus the byte ranges whose code
 blocks failed their CRC, so a codec can treat them as erasures (packet-based codecs
 conceal them) or give up (a classic codec's bitstream is then corrupt).
+
+Analog codecs (class attribute ``payload_kind = "symbols"``, e.g. DeepJSCC) encode to a
+:class:`SymbolPayload` of complex channel symbols instead, which the runner sends over
+``channels.analog`` (no bits, no code); their ``decode`` takes :class:`ReceivedSymbols`::
+
+    encode(x, s, rate) ──► SymbolPayload(symbols: [k] complex64, ...)
+    decode(ReceivedSymbols(symbols, noise_var, esno_db)) ──► Reconstruction
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -96,6 +103,69 @@ class ReceivedPayload:
         return not self.lost
 
 
+#: What a codec's encoder emits: "bytes" (default) or "symbols" (analog codecs).
+PAYLOAD_KINDS = ("bytes", "symbols")
+
+
+@dataclass(frozen=True)
+class SymbolPayload:
+    """Analog encoder output: the complex symbols that go on the channel as they are.
+
+    Attributes
+    ----------
+    symbols : [k] complex64
+        z, average power 1 per symbol (Es = 1, as the digital link's constellations);
+        one symbol is one channel use.
+    num_pixels : int
+        H * W of the source image.
+    shape : (H, W)
+        Source image size (known to the receiver out of band).
+    knob : float | None
+        The codec's native knob (DeepJSCC: the bandwidth ratio k / (H W)).
+    """
+
+    symbols: np.ndarray
+    num_pixels: int
+    shape: tuple[int, int]
+    knob: float | None = None
+
+    def __post_init__(self) -> None:
+        z = self.symbols
+        if not isinstance(z, np.ndarray) or z.ndim != 1 or z.size == 0 \
+                or z.dtype != np.complex64:
+            raise ValueError(f"symbols must be a non-empty 1-D complex64 array, got "
+                             f"{getattr(z, 'dtype', type(z).__name__)} "
+                             f"{getattr(z, 'shape', '')}")
+
+    @property
+    def channel_uses(self) -> int:
+        return int(self.symbols.size)
+
+    @property
+    def cu_per_pixel(self) -> float:
+        return self.symbols.size / self.num_pixels
+
+
+@dataclass(frozen=True)
+class ReceivedSymbols:
+    """What an analog receiver hands to ``decode``.
+
+    Attributes
+    ----------
+    symbols : [k] complex64      equalised symbols z_hat
+    noise_var : [k] float32      no / |h|^2 per symbol (perfect CSI); 0 = noiseless
+    esno_db : float | None       average Es/N0 of the channel, dB; None = noiseless
+    shape : (H, W)
+    equaliser : "mmse" | "zf"    how ``symbols`` were equalised (``channels.analog``)
+    """
+
+    symbols: np.ndarray
+    noise_var: np.ndarray
+    esno_db: float | None
+    shape: tuple[int, int]
+    equaliser: str = "mmse"
+
+
 @dataclass(frozen=True)
 class Reconstruction:
     """Decoder output.
@@ -154,4 +224,21 @@ class Codec(Protocol):
 
     def decode(self, received: ReceivedPayload) -> Reconstruction:
         """Never raises on corrupt input: returns ``Reconstruction(ok=False, ...)``."""
+        ...
+
+
+@runtime_checkable
+class AnalogCodec(Protocol):
+    """A codec whose payload is complex channel symbols (``payload_kind = "symbols"``)."""
+
+    name: str
+    payload_kind: str
+
+    def encode(self, image: np.ndarray, labels: np.ndarray | None, rate: RatePoint
+               ) -> SymbolPayload:
+        """image: [H, W, 3] uint8 -> symbols with mean power 1."""
+        ...
+
+    def decode(self, received: Any) -> Reconstruction:
+        """ReceivedSymbols -> Reconstruction; never raises (anything else: ok=False)."""
         ...

@@ -1,18 +1,29 @@
-"""Typed configs of the learned codecs: nested frozen dataclasses <-> plain data.
+"""Typed configs of the trained models: frozen dataclasses validated by pydantic.
 
-One implementation shared by every learned codec's config loader (SQ-GAN, AM-VQ, ...):
-validated before any compute, unknown keys named with the nearest valid key
-(STYLE.md rule 6), and a plain-data form for YAML and ``weights_only`` checkpoints.
+One implementation shared by every learned codec's config loader (SQ-GAN, AM-VQ, ISC):
+pydantic (the experiments' validator) checks the nested plain data against the
+dataclasses in strict mode (an int is not a bool, a float is not an int, "no" is not
+False; JSON arrays become tuples, ints become floats), forbids unknown keys and runs each
+dataclass's ``__post_init__`` checks. The first error becomes ONE line naming the file,
+the key path and, for an unknown key, the nearest valid key (STYLE.md rule 6). The
+plain-data form (:func:`config_to_dict`) is what YAML files and ``weights_only``
+checkpoints hold.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import types
+import json
 import typing
 from collections.abc import Mapping
 from typing import Any
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+#: Strict validation, unknown keys refused: set on every dataclass a config reaches.
+_STRICT = ConfigDict(extra="forbid", strict=True)
+_ADAPTERS: dict[type, TypeAdapter[Any]] = {}
 
 
 def config_to_dict(cfg: Any) -> Any:
@@ -29,60 +40,95 @@ def config_to_dict(cfg: Any) -> Any:
 def build_config(cls: Any, data: Any, source: str, where: str = "") -> Any:
     """Build the frozen dataclass ``cls`` from nested plain data (e.g. parsed YAML).
 
-    Field types are followed recursively (nested dataclasses, tuples, dicts, int, float,
-    str, bool). Unknown keys raise ValueError naming ``source`` (the file), the key path
-    and the nearest valid key; wrong types name the path and the expected type.
+    ``where`` is the key path of ``data`` inside its file ("" = top level). ValueError,
+    one line: unknown keys name ``source``, the key path and the nearest valid key;
+    wrong types name the path, the expected type and the value; a dataclass's own
+    ``__post_init__`` error is prefixed with the file and its section.
     """
     if not isinstance(data, Mapping):
         raise ValueError(f"{source}: {where or 'top level'} must be a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        path = f"{where}.{key}" if where else str(key)
-        if key not in names:
-            near = difflib.get_close_matches(str(key), names, n=1)
-            hint = f"; nearest valid key: {(where + '.' if where else '') + near[0]!r}" if (
-                near) else f"; valid keys: {names}"
-            raise ValueError(f"{source}: unknown key {path!r}{hint}")
-        kwargs[key] = _convert(hints[key], value, source, path)
     try:
-        return cls(**kwargs)
-    except ValueError as err:
-        raise ValueError(f"{source}: {where or 'top level'}: {err}") from err
+        text = json.dumps(data)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{source}: {where or 'top level'}: not plain data ({err})") from err
+    try:
+        return _adapter(cls).validate_json(text, strict=True)
+    except ValidationError as err:
+        raise ValueError(_one_line(err, cls, source, where)) from None
 
 
-def _convert(hint: Any, value: Any, source: str, path: str) -> Any:
-    origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        return build_config(hint, value, source, path)
-    if origin is tuple:
-        args = typing.get_args(hint)
-        if not isinstance(value, list | tuple):
-            raise ValueError(f"{source}: {path} must be a list, got {value!r}")
-        item_types = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)
-        if len(item_types) != len(value):
-            raise ValueError(f"{source}: {path} must have {len(item_types)} items, got {value!r}")
-        return tuple(_convert(t, v, source, f"{path}[{i}]")
-                     for i, (t, v) in enumerate(zip(item_types, value, strict=True)))
-    if origin is dict:
-        key_t, val_t = typing.get_args(hint)
-        if not isinstance(value, Mapping):
-            raise ValueError(f"{source}: {path} must be a mapping, got {value!r}")
-        return {_convert(key_t, k, source, path): _convert(val_t, v, source, f"{path}.{k}")
-                for k, v in value.items()}
-    if origin in (typing.Union, types.UnionType):
-        raise TypeError(f"union types are not supported in configs ({path})")
-    return _scalar(hint, value, source, path)
+def _adapter(cls: type) -> TypeAdapter[Any]:
+    if cls not in _ADAPTERS:
+        for dc in _dataclasses_in(cls):
+            if "__pydantic_config__" not in vars(dc):
+                dc.__pydantic_config__ = _STRICT  # type: ignore[attr-defined]
+        _ADAPTERS[cls] = TypeAdapter(cls)
+    return _ADAPTERS[cls]
 
 
-def _scalar(hint: Any, value: Any, source: str, path: str) -> Any:
-    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if hint is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if hint is str and isinstance(value, str):
-        return value
-    if hint is bool and isinstance(value, bool):
-        return value
-    raise ValueError(f"{source}: {path} must be {getattr(hint, '__name__', hint)}, got {value!r}")
+def _dataclasses_in(hint: Any, seen: set[type] | None = None) -> set[type]:
+    """Every dataclass reachable from ``hint`` (fields, tuple items, dict values, bases)."""
+    seen = set() if seen is None else seen
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        if hint in seen:
+            return seen
+        seen.update(b for b in hint.__mro__ if dataclasses.is_dataclass(b))
+        for sub in typing.get_type_hints(hint).values():
+            _dataclasses_in(sub, seen)
+    for arg in typing.get_args(hint):
+        _dataclasses_in(arg, seen)
+    return seen
+
+
+def _path(where: str, loc: tuple[Any, ...]) -> str:
+    out = where
+    for part in loc:
+        out = f"{out}[{part}]" if isinstance(part, int) else (f"{out}.{part}" if out else part)
+    return out
+
+
+def _hint_at(cls: Any, loc: tuple[Any, ...]) -> Any:
+    """The type at ``loc`` under dataclass ``cls`` (None where it cannot be followed)."""
+    hint = cls
+    for part in loc:
+        if dataclasses.is_dataclass(hint) and isinstance(part, str):
+            hint = typing.get_type_hints(hint).get(part)
+        elif typing.get_origin(hint) in (tuple, dict):
+            args = typing.get_args(hint)
+            if typing.get_origin(hint) is dict:
+                hint = args[1]
+            else:
+                hint = args[0] if args[-1] is Ellipsis or not isinstance(part, int) else (
+                    args[part] if part < len(args) else None)
+        else:
+            return None
+    return hint
+
+
+def _one_line(err: ValidationError, cls: Any, source: str, where: str) -> str:
+    e = err.errors()[0]
+    loc = tuple(e["loc"])
+    path, kind = _path(where, loc), e["type"]
+    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        parent = _hint_at(cls, loc[:-1])
+        names = [f.name for f in dataclasses.fields(parent)] if dataclasses.is_dataclass(
+            parent) else []
+        near = difflib.get_close_matches(str(loc[-1]), names, n=1)
+        prefix = _path(where, loc[:-1])
+        hint = (f"; nearest valid key: {(prefix + '.' if prefix else '') + near[0]!r}" if near
+                else f"; valid keys: {names}")
+        return f"{source}: unknown key {path!r}{hint}"
+    if kind in ("value_error", "assertion_error"):
+        return f"{source}: {path or 'top level'}: {e.get('ctx', {}).get('error', e['msg'])}"
+    if kind in ("dataclass_type", "dict_type", "model_type"):
+        return f"{source}: {path or 'top level'} must be a mapping, got {e['input']!r}"
+    if kind in ("tuple_type", "list_type"):
+        return f"{source}: {path} must be a list, got {e['input']!r}"
+    if kind in ("too_long", "too_short"):
+        n = len(typing.get_args(_hint_at(cls, loc)))
+        return f"{source}: {path} must have {n} items, got {e['input']!r}"
+    hint = _hint_at(cls, loc)
+    name = getattr(hint, "__name__", None)
+    if name is not None:
+        return f"{source}: {path} must be {name}, got {e['input']!r}"
+    return f"{source}: {path}: {e['msg']}"

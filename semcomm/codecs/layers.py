@@ -337,6 +337,12 @@ class EMAVectorQuantizer(nn.Module):
     def forward(self, z: torch.Tensor) -> VQOutput:
         if z.dim() != 2 or z.shape[1] != self.dim:
             raise ValueError(f"z shape {tuple(z.shape)} must be [N, {self.dim}]")
+        # Distances, EMA statistics and the codebook stay float32 under bf16 autocast
+        # (mixed-precision VQ loses code assignments); a no-op for float32 input.
+        with torch.autocast(z.device.type, enabled=False):
+            return self._quantize(z.float())
+
+    def _quantize(self, z: torch.Tensor) -> VQOutput:
         with torch.no_grad():
             indices = self.nearest(z) if z.shape[0] else z.new_zeros(0, dtype=torch.long)
             z_q = F.embedding(indices, self.codebook)

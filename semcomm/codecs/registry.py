@@ -27,6 +27,7 @@ CODEC_MODULES: tuple[str, ...] = (
     "semcomm.codecs.sqgan",
     "semcomm.codecs.amvq",
     "semcomm.codecs.isc",
+    "semcomm.codecs.deepjscc",
 )
 
 _REGISTRY: dict[str, Callable[..., Codec]] = {}

@@ -7,6 +7,7 @@
                   projection="equirectangular")   # 360 x 180 degree panoramas
     build_dataset("cityscapes", split="val", count=None, size=(256, 512), root="/path")
     build_dataset("imagefolder", root="/path", size=None)
+    build_dataset("shards", root="/path")   # written once by `semcomm data render`
 
 Every dataset has ``len(ds)`` and ``ds[i] -> Sample``.
 """
@@ -19,6 +20,7 @@ from typing import Any
 from semcomm.data.base import ImageDataset
 from semcomm.data.cityscapes import Cityscapes
 from semcomm.data.imagefolder import ImageFolder
+from semcomm.data.shards import Shards
 from semcomm.data.streetscenes import CLASS_NAMES, StreetScenes
 from semcomm.data.types import NUM_CLASSES, VOID, Sample
 
@@ -31,6 +33,7 @@ __all__ = [
     "Cityscapes",
     "ImageFolder",
     "Sample",
+    "Shards",
     "StreetScenes",
     "build_dataset",
 ]
@@ -40,6 +43,7 @@ DATASETS: dict[str, type[ImageDataset]] = {
     "streetscenes": StreetScenes,
     "cityscapes": Cityscapes,
     "imagefolder": ImageFolder,
+    "shards": Shards,
 }
 
 

@@ -208,6 +208,58 @@ class ExecutorConfig(_Strict):
     workers: PositiveInt = 1
 
 
+#: Keys of ``plots.labels``: the axis each one names.
+PLOT_LABEL_KEYS = ("snr", "bpp", "miou", "psnr", "bler")
+PlotFormat = Literal["png", "pdf", "svg"]
+
+
+def _default_formats() -> list[PlotFormat]:
+    return ["png", "pdf"]
+
+
+class PlotsConfig(_Strict):
+    """How the figures look (``semcomm plot RUN_DIR`` re-plots with another one)."""
+
+    title: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    figsize: tuple[PositiveFloat, PositiveFloat] = (5.2, 3.8)
+    style: str = "default"
+    dpi: PositiveInt = 120
+    formats: list[PlotFormat] = Field(default_factory=_default_formats)
+
+    @field_validator("labels")
+    @classmethod
+    def _label_keys(cls, labels: dict[str, str]) -> dict[str, str]:
+        for key in labels:
+            if key not in PLOT_LABEL_KEYS:
+                near = difflib.get_close_matches(key, PLOT_LABEL_KEYS, n=1)
+                hint = f"did you mean {near[0]!r}? " if near else ""
+                raise ValueError(f"@plots.labels.{key}: unknown label key; {hint}"
+                                 f"valid keys: {', '.join(PLOT_LABEL_KEYS)}")
+        return labels
+
+    @field_validator("style")
+    @classmethod
+    def _style_known(cls, style: str) -> str:
+        if style == "default" or Path(style).expanduser().is_file():
+            return style
+        import matplotlib.style
+
+        if style not in matplotlib.style.available:
+            near = difflib.get_close_matches(style, matplotlib.style.available, n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise ValueError(f"matplotlib style {style!r} unknown; {hint}give 'default', a "
+                             f"name of matplotlib.style.available or an .mplstyle file")
+        return style
+
+    @field_validator("formats")
+    @classmethod
+    def _some_format(cls, formats: list[str]) -> list[str]:
+        if not formats or "png" not in formats:
+            raise ValueError(f"formats {formats} must include 'png' (the report embeds it)")
+        return formats
+
+
 class Experiment(_Strict):
     """A whole experiment (see docs/experiments.md for every key)."""
 
@@ -226,6 +278,7 @@ class Experiment(_Strict):
     gallery_images: NonNegativeInt = 1
     seed: NonNegativeInt = 0
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    plots: PlotsConfig = Field(default_factory=PlotsConfig)
 
     @field_validator("links")
     @classmethod

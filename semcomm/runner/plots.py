@@ -1,14 +1,30 @@
-"""Figures of a run (PNG and PDF): mIoU / PSNR / BLER vs SNR, mIoU vs bpp, gallery.
+"""Figures of a run: mIoU / PSNR / BLER vs SNR, mIoU vs bpp, one gallery per link.
 
-One panel per link in the SNR plots; one line per (codec, rate) with its interval as
-a shaded band; the error-free value of each line is drawn as a dotted level and the
-segmenter on the originals as a black dashed level (the ceiling).
+::
+
+    summary rows ─► snr_plot (one panel per link, one line per codec x rate)
+                 ─► bpp_plot (error-free mIoU vs achieved bpp, one line per codec)
+    gallery/*.png ─► gallery_plot (per link: original + each codec, error-free and 3 SNRs)
+
+Every figure of a run draws a codec with the same colour and marker
+(:func:`codec_styles`, derived from the sorted codec labels, so a re-plot or another
+figure cannot shuffle them); a codec's second and later rates differ by line style.
+Intervals: mIoU and PSNR as shaded bootstrap bands, BLER as Wilson error bars; a BLER
+point with zero block errors cannot sit on a log axis, so it is drawn as its Wilson
+upper bound with a downward open triangle. Legends sit outside the axes. The error-free
+value of each line is a dotted level, the segmenter on the originals a black dashed one.
+
+How the figures look (title, axis labels, figsize per panel, matplotlib style, dpi,
+formats) comes from the experiment's ``plots:`` section (:class:`PlotsConfig`);
+:func:`replot` redraws a finished run from its ``summary.json``.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,110 +35,206 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from semcomm.runner.config import PlotsConfig  # noqa: E402
+
+#: tab20 reordered: the ten dark hues first, then their light partners, so that the
+#: first ten codecs get ten clearly different colours and up to 20 never repeat.
+_TAB20_ORDER = [*range(0, 20, 2), *range(1, 20, 2)]
+#: Nine markers: (colour, marker) pairs repeat only after lcm(20, 9) = 180 codecs.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<")
+_RATE_STYLES = ("-", "--", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 1)))
+
+_DEFAULT_LABELS = {"miou": "mIoU (segmenter on x_hat)", "psnr": "PSNR [dB]", "bler": "BLER",
+                   "bpp": "achieved bpp (error-free)"}
+
+_ZERO_NOTE = "0 block errors: Wilson upper bound"
+
+#: Figure file stems in the order the report shows them.
+CURVE_STEMS = ("miou_vs_snr", "psnr_vs_snr", "bler_vs_snr", "miou_vs_bpp")
+
+
+def codec_styles(codecs: Iterable[str]) -> dict[str, tuple[Any, str]]:
+    """Codec label -> (RGBA colour, marker), from the sorted set of labels.
+
+    The same set of codecs always gets the same styles, whatever the order the rows
+    come in or the figure drawn; 20 codecs get 20 distinct colours.
+    """
+    cmap = plt.get_cmap("tab20")
+    labels = sorted(set(codecs) - {"original"})
+    return {c: (cmap(_TAB20_ORDER[j % 20]), MARKERS[j % len(MARKERS)])
+            for j, c in enumerate(labels)}
+
 
 def _num(v: Any) -> float:
     return math.nan if v is None or v == "" else float(v)
 
 
-def _save(fig: Any, out_dir: Path, stem: str) -> list[Path]:
-    paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"]
+def _label(cfg: PlotsConfig, key: str, default: str) -> str:
+    return cfg.labels.get(key, default)
+
+
+def _save(fig: Any, out_dir: Path, stem: str, cfg: PlotsConfig) -> list[Path]:
+    if cfg.title:
+        fig.suptitle(cfg.title)
+    paths = [out_dir / f"{stem}.{fmt}" for fmt in cfg.formats]
     for p in paths:
-        fig.savefig(p, dpi=120, bbox_inches="tight")
+        # Unique temporary name, then an atomic rename: a reader never sees half a file.
+        tmp = p.with_name(f".{p.stem}.tmp{p.suffix}")
+        fig.savefig(tmp, dpi=cfg.dpi, bbox_inches="tight")
+        tmp.replace(p)
     plt.close(fig)
     return paths
 
 
-def _error_free(rows: list[dict[str, Any]], metric: str) -> dict[tuple[str, str], float]:
-    return {(r["codec"], r["rate"]): _num(r.get(metric)) for r in rows
-            if r["kind"] == "error-free"}
+def _legend_outside(axes: Any) -> None:
+    """One legend right of the last panel with every distinct entry of every panel
+    (the reference levels and the zero-error note last)."""
+    entries: dict[str, Any] = {}
+    for ax in np.ravel(axes):
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    notes = ("original", _ZERO_NOTE)
+    labels = [k for k in entries if k not in notes] + [k for k in notes if k in entries]
+    if labels:
+        np.ravel(axes)[-1].legend([entries[k] for k in labels], labels, loc="center left",
+                                  bbox_to_anchor=(1.02, 0.5), fontsize=7, frameon=False)
+
+
+def _curves(link_rows: list[dict[str, Any]], link: str) -> dict[tuple[str, str], list[dict]]:
+    curves: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in link_rows:
+        if r["link"] == link:
+            curves[(r["codec"], r["rate"])].append(r)
+    return curves
+
+
+def _rate_index(rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """(codec, rate) -> 0, 1, ... in the order the codec's rates first appear."""
+    seen: dict[str, list[str]] = defaultdict(list)
+    for r in rows:
+        if r["kind"] == "link" and r["rate"] not in seen[r["codec"]]:
+            seen[r["codec"]].append(r["rate"])
+    return {(c, rate): j for c, rates in seen.items() for j, rate in enumerate(rates)}
+
+
+def _draw_bler(ax: Any, x: np.ndarray, pts: list[dict[str, Any]], colour: Any, marker: str,
+               ls: Any, label: str) -> None:
+    """BLER with Wilson error bars; zero-error points as their upper bound (open 'v')."""
+    y = np.array([_num(r.get("bler")) for r in pts])
+    lo = np.array([_num(r.get("bler_lo")) for r in pts])
+    hi = np.array([_num(r.get("bler_hi")) for r in pts])
+    pos = y > 0
+    ax.errorbar(x[pos], y[pos], yerr=[y[pos] - lo[pos], hi[pos] - y[pos]], color=colour,
+                marker=marker, ms=3.5, ls=ls, lw=1.2, capsize=2, elinewidth=0.8, label=label)
+    zero = (y == 0) & np.isfinite(hi)
+    if zero.any():
+        ax.plot(x[zero], hi[zero], ls="none", marker="v", mfc="none", color=colour, ms=5)
 
 
 def snr_plot(rows: list[dict[str, Any]], metric: str, out_dir: Path, snr_label: str,
-             ylabel: str, log: bool = False) -> list[Path]:
-    """``<metric>_vs_snr.png/pdf``: one panel per link, one line per (codec, rate)."""
+             cfg: PlotsConfig, styles: dict[str, tuple[Any, str]]) -> list[Path]:
+    """``<metric>_vs_snr``: one panel per link, one line per (codec, rate)."""
     link_rows = [r for r in rows if r["kind"] == "link"]
     links = list(dict.fromkeys(r["link"] for r in link_rows))
     if not links:
         return []
-    fig, axes = plt.subplots(1, len(links), figsize=(5.2 * len(links), 3.8), squeeze=False,
-                             sharey=True)
-    ref = _error_free(rows, metric)
+    log = metric == "bler"
+    fig, axes = plt.subplots(1, len(links), figsize=(cfg.figsize[0] * len(links), cfg.figsize[1]),
+                             squeeze=False, sharey=True)
+    ref = {(r["codec"], r["rate"]): _num(r.get(metric)) for r in rows if r["kind"] == "error-free"}
     original = [_num(r.get(metric)) for r in rows if r["kind"] == "original"]
+    rate_index = _rate_index(rows)
     for ax, link in zip(axes[0], links, strict=True):
-        curves: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-        for r in link_rows:
-            if r["link"] == link:
-                curves[(r["codec"], r["rate"])].append(r)
-        for j, ((codec, rate), pts) in enumerate(curves.items()):
+        for (codec, rate), pts in _curves(link_rows, link).items():
             pts.sort(key=lambda r: r["snr_db"])
             x = np.array([r["snr_db"] for r in pts], dtype=float)
-            y = np.array([_num(r.get(metric)) for r in pts])
+            colour, marker = styles[codec]
+            ls = _RATE_STYLES[rate_index[(codec, rate)] % len(_RATE_STYLES)]
             if log:
-                y = np.where(y > 0, y, np.nan)
-            colour = f"C{j % 10}"
-            ax.plot(x, y, "o-", color=colour, ms=3, label=f"{codec} {rate}")
+                _draw_bler(ax, x, pts, colour, marker, ls, f"{codec} {rate}")
+                continue
+            y = np.array([_num(r.get(metric)) for r in pts])
+            ax.plot(x, y, color=colour, marker=marker, ms=3.5, ls=ls, lw=1.2,
+                    label=f"{codec} {rate}")
             lo = np.array([_num(r.get(f"{metric}_lo")) for r in pts])
             hi = np.array([_num(r.get(f"{metric}_hi")) for r in pts])
-            if np.isfinite(lo).any() and not log:
+            if np.isfinite(lo).any():
                 ax.fill_between(x, lo, hi, color=colour, alpha=0.15, lw=0)
-            level = ref.get(_ref_key(codec, pts[0]), math.nan)
-            if math.isfinite(level) and not log:
+            level = ref.get(ref_key(codec, pts[0]), math.nan)
+            if math.isfinite(level):
                 ax.axhline(level, color=colour, ls=":", lw=0.8)
         if original and math.isfinite(original[0]) and not log:
             ax.axhline(original[0], color="k", ls="--", lw=0.8, label="original")
         if log:
             ax.set_yscale("log")
+            ax.plot([], [], ls="none", marker="v", mfc="none", color="0.3",
+                    label=_ZERO_NOTE)
         ax.set_title(link, fontsize=9)
-        ax.set_xlabel(snr_label)
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(ylabel)
-    axes[0][-1].legend(fontsize=7, loc="best")
-    return _save(fig, out_dir, f"{metric}_vs_snr")
+        ax.set_xlabel(_label(cfg, "snr", snr_label))
+        ax.grid(alpha=0.3, which="both" if log else "major")
+    axes[0][0].set_ylabel(_label(cfg, metric, _DEFAULT_LABELS[metric]))
+    _legend_outside(axes)
+    return _save(fig, out_dir, f"{metric}_vs_snr", cfg)
 
 
-def _ref_key(codec: str, row: dict[str, Any]) -> tuple[str, str]:
+def ref_key(codec: str, row: dict[str, Any]) -> tuple[str, str]:
     # Error-free rows of a bandwidth ratio are labelled by their resolved bpp target.
     rate = row["rate"]
     if rate.startswith("cu/px") and row.get("target_bpp") not in (None, ""):
         rate = f"bpp={float(row['target_bpp']):g}"
+    elif rate.startswith("cu/px") and row.get("knob") not in (None, ""):
+        rate = f"knob={float(row['knob']):g}"  # analog codecs: the ratio is their knob
     return codec, rate
 
 
-def bpp_plot(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
-    """``miou_vs_bpp.png/pdf``: error-free mIoU against achieved bpp, one line per codec."""
+def bpp_plot(rows: list[dict[str, Any]], out_dir: Path, cfg: PlotsConfig,
+             styles: dict[str, tuple[Any, str]]) -> list[Path]:
+    """``miou_vs_bpp``: error-free mIoU against achieved bpp, one line per codec."""
     ef = [r for r in rows if r["kind"] == "error-free"]
     if not ef:
         return []
-    fig, ax = plt.subplots(figsize=(5.2, 3.8))
-    codecs = list(dict.fromkeys(r["codec"] for r in ef))
-    for j, codec in enumerate(codecs):
+    fig, ax = plt.subplots(figsize=cfg.figsize)
+    for codec in dict.fromkeys(r["codec"] for r in ef):
         pts = sorted((r for r in ef if r["codec"] == codec), key=lambda r: _num(r["bpp"]))
-        x = [_num(r["bpp"]) for r in pts]
-        ax.plot(x, [_num(r.get("miou")) for r in pts], "o-", color=f"C{j % 10}", ms=3,
+        colour, marker = styles[codec]
+        x = np.array([_num(r["bpp"]) for r in pts])
+        ax.plot(x, [_num(r.get("miou")) for r in pts], color=colour, marker=marker, ms=3.5,
                 label=codec)
+        lo = np.array([_num(r.get("miou_lo")) for r in pts])
+        hi = np.array([_num(r.get("miou_hi")) for r in pts])
+        if np.isfinite(lo).any():
+            ax.fill_between(x, lo, hi, color=colour, alpha=0.15, lw=0)
     original = [_num(r.get("miou")) for r in rows if r["kind"] == "original"]
     if original and math.isfinite(original[0]):
         ax.axhline(original[0], color="k", ls="--", lw=0.8, label="original")
-    ax.set_xlabel("achieved bpp (error-free)")
-    ax.set_ylabel("mIoU")
+    ax.set_xlabel(_label(cfg, "bpp", _DEFAULT_LABELS["bpp"]))
+    ax.set_ylabel(_label(cfg, "miou", _DEFAULT_LABELS["miou"]))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return _save(fig, out_dir, "miou_vs_bpp")
+    _legend_outside(ax)
+    return _save(fig, out_dir, "miou_vs_bpp", cfg)
+
+
+def gallery_stem(link: str | None) -> str:
+    """``gallery`` (no link: error-free only) or ``gallery_<link>``."""
+    from semcomm.runner.sweep import safe_name
+
+    return "gallery" if link is None else f"gallery_{safe_name(link)}"
 
 
 def gallery_plot(run_dir: Path, rows: list[dict[str, Any]], snrs: list[float],
-                 link: str | None) -> list[Path]:
-    """``gallery.png/pdf``: original + each codec (first rate) error-free and at 3 SNRs."""
+                 link: str | None, cfg: PlotsConfig, out_dir: Path | None = None) -> list[Path]:
+    """``gallery_<link>``: original + each codec (first rate on that link), error-free
+    and at ``snrs``; image 0. ``link=None``: error-free only (runs without links)."""
     from semcomm.runner.sweep import gallery_path
 
-    original = gallery_path(run_dir, "original", "-", None, 0)
+    original = gallery_path(run_dir, "original", "-", None, None, 0)
     if not original.exists():
         return []
     first_rate: dict[str, str] = {}
     for r in rows:
         if r["kind"] == "link" and r["link"] == link or r["kind"] == "error-free" and link is None:
             first_rate.setdefault(r["codec"], r["rate"])
-    cols = [None, *snrs]
+    cols: list[float | None] = [None, *(snrs if link is not None else [])]
     fig, axes = plt.subplots(len(first_rate) + 1, len(cols),
                              figsize=(2.6 * len(cols), 1.5 * (len(first_rate) + 1)),
                              squeeze=False)
@@ -132,24 +244,85 @@ def gallery_plot(run_dir: Path, rows: list[dict[str, Any]], snrs: list[float],
     axes[0][0].set_title("original", fontsize=7)
     for row, (codec, rate) in enumerate(first_rate.items(), start=1):
         for col, snr in enumerate(cols):
-            ef_rate = rate
-            if snr is None and rate.startswith("cu/px"):
-                continue
-            path = gallery_path(run_dir, codec, ef_rate, snr, 0)
+            path = gallery_path(run_dir, codec, rate, link, snr, 0)
             if path.exists():
                 axes[row][col].imshow(np.asarray(Image.open(path)))
                 where = "error-free" if snr is None else f"{snr:g} dB"
                 axes[row][col].set_title(f"{codec} {rate} {where}", fontsize=6)
-    return _save(fig, run_dir, "gallery")
+    if link is not None and len(cols) > 1:  # beside the original (a suptitle leaves a gap)
+        axes[0][1].text(0.0, 0.5, f"link: {link}", fontsize=8, va="center",
+                        transform=axes[0][1].transAxes)
+    return _save(fig, out_dir or run_dir, gallery_stem(link),
+                 cfg.model_copy(update={"title": None}))
 
 
 def all_plots(run_dir: Path, rows: list[dict[str, Any]], snr_label: str,
-              gallery_snrs: list[float], gallery_link: str | None) -> list[Path]:
-    """Every figure of a run; returns the files written."""
-    paths = []
-    paths += snr_plot(rows, "miou", run_dir, snr_label, "mIoU (segmenter on x_hat)")
-    paths += snr_plot(rows, "psnr", run_dir, snr_label, "PSNR [dB]")
-    paths += snr_plot(rows, "bler", run_dir, snr_label, "BLER", log=True)
-    paths += bpp_plot(rows, run_dir)
-    paths += gallery_plot(run_dir, rows, gallery_snrs, gallery_link)
+              gallery_snrs: list[float], cfg: PlotsConfig | None = None,
+              out_dir: Path | None = None) -> list[Path]:
+    """Every figure of a run into ``out_dir`` (default ``run_dir``); returns the files."""
+    cfg = cfg or PlotsConfig()
+    out = out_dir or run_dir
+    out.mkdir(parents=True, exist_ok=True)
+    styles = codec_styles(r["codec"] for r in rows)
+    links = list(dict.fromkeys(r["link"] for r in rows if r["kind"] == "link"))
+    with plt.style.context(cfg.style):
+        paths = []
+        for metric in ("miou", "psnr", "bler"):
+            paths += snr_plot(rows, metric, out, snr_label, cfg, styles)
+        paths += bpp_plot(rows, out, cfg, styles)
+        for link in links or [None]:
+            paths += gallery_plot(run_dir, rows, gallery_snrs, link, cfg, out)
     return paths
+
+
+def gallery_snrs(snrs: list[float]) -> list[float]:
+    """Lowest, middle and highest SNR of the sweep (the gallery's columns)."""
+    if not snrs:
+        return []
+    values = sorted(snrs)
+    return list(dict.fromkeys([values[0], values[len(values) // 2], values[-1]]))
+
+
+def snr_axis_label(config: dict[str, Any]) -> str:
+    """'Es/N0 [dB]' or 'Eb/N0 [dB]' from a resolved config mapping."""
+    snr = config.get("snr") or {}
+    return "Eb/N0 [dB]" if snr.get("ebno_db") is not None else "Es/N0 [dB]"
+
+
+def load_summary(run_dir: Path) -> dict[str, Any]:
+    """``summary.json`` of a finished run; ValueError (one line) if it is not one."""
+    path = Path(run_dir) / "summary.json"
+    if not path.is_file():
+        raise ValueError(f"{str(run_dir)!r}: no summary.json there (not a finished run folder; "
+                         "finish it with semcomm run --resume)")
+    try:
+        summary: dict[str, Any] = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if "rows" not in summary or "config" not in summary:
+        raise ValueError(f"{path}: has no 'rows'/'config' (not written by semcomm run)")
+    return summary
+
+
+def replot(run_dir: Path, cfg: PlotsConfig | None = None,
+           out_dir: Path | None = None) -> list[Path]:
+    """Redraw every figure of a finished run from its ``summary.json`` (no recompute).
+
+    ``cfg`` defaults to the run's own ``plots:`` section.
+    """
+    summary = load_summary(run_dir)
+    config = summary["config"]
+    if cfg is None:
+        cfg = PlotsConfig.model_validate(config.get("plots") or {})
+    snrs = _snr_values(config)
+    return all_plots(Path(run_dir), summary["rows"], snr_axis_label(config), gallery_snrs(snrs),
+                     cfg, out_dir)
+
+
+def _snr_values(config: dict[str, Any]) -> list[float]:
+    snr = config.get("snr")
+    if not snr:
+        return []
+    from semcomm.runner.config import SnrConfig
+
+    return SnrConfig.model_validate(snr).values()

@@ -8,18 +8,25 @@
     gallery/       reconstructions of the gallery image(s)
     summary.csv    one row per point with means and intervals
     summary.json   schema version, provenance, resolved config, the rows
-    *_vs_snr.png/pdf, miou_vs_bpp.png/pdf, gallery.png/pdf
+    *_vs_snr.png/pdf, miou_vs_bpp.png/pdf, gallery_<link>.png/pdf (plots.py)
+    report.html    everything above in one self-contained page (report.py)
+
+Ctrl-C stops a run cleanly: what was measured stays in points.jsonl and
+:class:`Interrupted` carries the run folder for the resume command.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import importlib.metadata
 import json
 import os
 import platform
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +37,7 @@ import yaml
 from tqdm import tqdm
 
 from semcomm.runner.config import Experiment, resolve, to_yaml
-from semcomm.runner.plots import all_plots
+from semcomm.runner.plots import all_plots, gallery_snrs
 from semcomm.runner.store import PointStore
 from semcomm.runner.summary import summarize, write_csv
 from semcomm.runner.sweep import Context, Encoder, phase_one, phase_two, plan_points
@@ -43,6 +50,14 @@ _PACKAGES = ("semcomm", "torch", "numpy", "sionna-no-rt", "numba", "pillow", "pi
 
 class SetupError(ValueError):
     """The experiment cannot start (missing files, bad dataset root, tiny budget...)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: the points measured so far are kept in ``run_dir``."""
+
+    def __init__(self, run_dir: Path, kept: int) -> None:
+        super().__init__(f"interrupted; {kept} measurements kept in {run_dir}")
+        self.run_dir, self.kept = run_dir, kept
 
 
 @dataclass(frozen=True)
@@ -73,41 +88,94 @@ def load_run_config(run_dir: Path) -> Experiment:
     return resolve(yaml.safe_load(path.read_text()), path)
 
 
-def provenance(exp: Experiment) -> dict[str, Any]:
-    """git commit + dirty flag, package versions, seed, device, host facts."""
+def _git(repo: Path, *args: str) -> str | None:
+    try:
+        res = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
+                             timeout=10, check=True)
+        return res.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def git_dirty(status: str | None) -> bool | None:
+    """Dirty unless every change is an untracked file under ``experiments/`` (a user's
+    own YAML there does not change the code); ``status`` is ``git status --porcelain``."""
+    if status is None:
+        return None
+    changes = [line for line in status.splitlines() if line.strip()]
+    return any(not line.startswith("?? experiments/") for line in changes)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def models_used(ctx: Context) -> dict[str, Any]:
+    """Every weight file a run loads (codecs, segmenter, LPIPS/FID) with its sha256 and
+    size, and the device each network ran on."""
+    files: dict[str, Path] = {}
+    devices: dict[str, str] = {}
+    for label, codec in ctx.codecs.items():
+        if getattr(codec, "checkpoint", None) is not None:
+            files[f"codec:{label}"] = Path(codec.checkpoint)  # type: ignore[attr-defined]
+            devices[f"codec:{label}"] = str(getattr(codec, "device", "cpu"))
+    seg = ctx.segmenter
+    if getattr(seg, "path", None) is not None:
+        files["segmenter"] = Path(seg.path)  # type: ignore[attr-defined]
+    if getattr(seg, "device", None) is not None:
+        devices["segmenter"] = str(seg.device)  # type: ignore[attr-defined]
+    m = ctx.exp.metrics
+    if m.lpips is not None:
+        files["lpips:backbone"] = Path(m.lpips.backbone)
+        files["lpips:heads"] = Path(m.lpips.heads)
+    if m.fid is not None:
+        files["fid:extractor"] = Path(m.fid.extractor)
+    checkpoints = {k: {"path": str(p.resolve()), "bytes": p.stat().st_size,
+                       "sha256": sha256_file(p)} for k, p in files.items()}
+    return {"checkpoints": checkpoints, "devices": devices}
+
+
+def provenance(exp: Experiment, used: dict[str, Any] | None = None) -> dict[str, Any]:
+    """git commit + dirty flag, package versions, seed, argv, the devices and the
+    checkpoints (sha256) actually used, host facts."""
     repo = Path(__file__).resolve().parents[2]
-
-    def git(*args: str) -> str | None:
-        try:
-            res = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
-                                 timeout=10, check=True)
-            return res.stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-
     versions: dict[str, str | None] = {}
     for pkg in _PACKAGES:
         try:
             versions[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
             versions[pkg] = None
-    status = git("status", "--porcelain")
+    used = used or {"checkpoints": {}, "devices": {}}
     return {
-        "git_commit": git("rev-parse", "HEAD"),
-        "git_dirty": None if status is None else bool(status),
+        "git_commit": _git(repo, "rev-parse", "HEAD"),
+        "git_dirty": git_dirty(_git(repo, "status", "--porcelain")),
+        "argv": list(sys.argv),
+        "cwd": os.getcwd(),
         "packages": versions,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "seed": exp.seed,
-        "device": "cuda:" + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        "device": ",".join(sorted(set(used["devices"].values()))) or "cpu",
+        "devices": used["devices"],
+        "cuda_available": torch.cuda.is_available(),
+        "checkpoints": used["checkpoints"],
         "torch_threads": torch.get_num_threads(),
     }
 
 
 def run_experiment(exp: Experiment, out_root: Path = Path("results"),
                    resume_dir: Path | None = None, workers: int | None = None,
-                   progress: bool = True) -> RunResult:
-    """Run (or resume) ``exp``; returns the run folder and summary rows."""
+                   progress: bool = True,
+                   on_start: Callable[[Path], None] | None = None) -> RunResult:
+    """Run (or resume) ``exp``; returns the run folder and summary rows.
+
+    ``on_start(run_dir)`` is called once the folder exists, before any compute.
+    Ctrl-C raises :class:`Interrupted` (a KeyboardInterrupt) after closing the store.
+    """
     start = time.perf_counter()
     seed_everything(exp.seed)
     try:  # everything that can fail on the user's input, before any compute
@@ -120,36 +188,37 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
     else:
         run_dir = resume_dir
     ctx.run_dir = run_dir
+    if on_start is not None:
+        on_start(run_dir)
+    used = models_used(ctx)
     workers = workers or (exp.executor.workers if exp.executor.kind == "process" else 1)
     store = PointStore(run_dir / "points.jsonl")
     try:
-        enc = Encoder(ctx)
-        with tqdm(total=len(ctx.samples), desc="encode", unit="img", disable=not progress,
-                  dynamic_ncols=True) as bar:
-            phase_one(ctx, enc, store, bar)
-        points = plan_points(ctx)
-        with tqdm(total=len(points), desc="sweep", unit="pt", disable=not progress,
-                  dynamic_ncols=True) as bar:
-            phase_two(ctx, enc, store, bar, workers)
+        _sweep(ctx, store, workers, progress)
         lines = list(store.lines.values())
+    except KeyboardInterrupt:
+        raise Interrupted(run_dir, len(store)) from None
     finally:
         store.close()
-    rows = write_results(exp, run_dir, lines, time.perf_counter() - start, workers)
+    rows = write_results(exp, run_dir, lines, time.perf_counter() - start, workers, used)
     return RunResult(run_dir, rows, time.perf_counter() - start)
 
 
-def gallery_snrs(exp: Experiment) -> list[float]:
-    """Lowest, middle and highest SNR of the sweep (the gallery's columns)."""
-    if exp.snr is None:
-        return []
-    values = sorted(exp.snr.values())
-    picks = [values[0], values[len(values) // 2], values[-1]]
-    return list(dict.fromkeys(picks))
+def _sweep(ctx: Context, store: PointStore, workers: int, progress: bool) -> None:
+    enc = Encoder(ctx)
+    with tqdm(total=len(ctx.samples), desc="encode", unit="img", disable=not progress,
+              dynamic_ncols=True) as bar:
+        phase_one(ctx, enc, store, bar)
+    points = plan_points(ctx)
+    with tqdm(total=len(points), desc="sweep", unit="pt", disable=not progress,
+              dynamic_ncols=True) as bar:
+        phase_two(ctx, enc, store, bar, workers)
 
 
 def write_results(exp: Experiment, run_dir: Path, lines: list[dict[str, Any]],
-                  wall_s: float, workers: int) -> list[dict[str, Any]]:
-    """summary.csv, summary.json and the figures from all measurement lines."""
+                  wall_s: float, workers: int,
+                  used: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """summary.csv, summary.json, the figures and report.html from all measurement lines."""
     rows = summarize(lines, [c.display for c in exp.codecs], exp.max_images,
                      exp.metrics.bootstrap, exp.metrics.confidence, exp.seed, run_dir,
                      fid=exp.metrics.fid is not None)
@@ -161,7 +230,7 @@ def write_results(exp: Experiment, run_dir: Path, lines: list[dict[str, Any]],
         "wall_s": round(wall_s, 3),
         "workers": workers,
         "measurements": len(lines),
-        "provenance": provenance(exp),
+        "provenance": provenance(exp, used),
         "config": exp.model_dump(mode="json"),
         "rows": rows,
     }
@@ -169,10 +238,11 @@ def write_results(exp: Experiment, run_dir: Path, lines: list[dict[str, Any]],
     tmp.write_text(json.dumps(_jsonable(summary), indent=1))
     tmp.replace(run_dir / "summary.json")
     snr_label = "Es/N0 [dB]" if exp.snr is None or exp.snr.kind == "esno" else "Eb/N0 [dB]"
-    from semcomm.runner.config import expand_links
+    all_plots(run_dir, rows, snr_label, gallery_snrs(exp.snr.values() if exp.snr else []),
+              exp.plots)
+    from semcomm.runner.report import write_report
 
-    links = [label for label, _ in expand_links(exp.links)]
-    all_plots(run_dir, rows, snr_label, gallery_snrs(exp), links[0] if links else None)
+    write_report(run_dir)
     return rows
 
 

@@ -11,7 +11,15 @@ Row statistics (see docs/experiments.md):
 * ``ber``       summed bit errors / summed bits.
 * ``bler``      summed block errors / summed blocks, Wilson interval.
 * ``outage``    share of transmissions with any CRC-failed block, Wilson interval.
-* ``bpp``, ``channel_uses``, ``cu_per_pixel``: means of what was actually sent.
+* ``bpp``, ``channel_uses``, ``cu_per_pixel``: means of what was actually sent (first
+  transmission of every code block).
+* ``transmissions``: mean over payloads of the transmissions a payload needed (HARQ; its
+  slowest block); ``effective_channel_uses``: mean channel uses with every
+  retransmission counted (both 1 and ``channel_uses`` without HARQ).
+
+Analog codecs (symbol payloads, ``"payload": "symbols"`` lines) send no bits and no
+code blocks: their ``ber``, ``bler``, ``outage`` and ``bpp`` are empty, and their
+``cu_per_pixel`` is symbols per pixel.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ COLUMNS = [
     "lpips", "lpips_lo", "lpips_hi", "fid",
     "ber", "bler", "bler_lo", "bler_hi", "outage", "outage_lo", "outage_hi", "undetected",
     "target_bpp", "bpp", "knob", "unreachable", "channel_uses", "cu_per_pixel",
-    "ok", "concealed", "failed",
+    "transmissions", "effective_channel_uses", "ok", "concealed", "failed",
 ]
 
 #: Image metrics of panoramas (equirectangular datasets): extra columns, with intervals.
@@ -82,23 +90,36 @@ def _semantic(rows: list[dict[str, Any]], n_boot: int, conf: float, seed: int) -
     return out
 
 
+def _pixels(row: dict[str, Any]) -> float:
+    """H * W of a line's image (analog lines record it; byte lines give it by bpp)."""
+    return float(row["pixels"]) if row.get("pixels") else 8 * row["bytes"] / row["bpp"]
+
+
 def _link(rows: list[dict[str, Any]], conf: float) -> dict[str, Any]:
     if rows[0]["kind"] != "link":
         return {}
+    cu = float(np.mean([r["channel_uses"] for r in rows]))
+    pixels = np.mean([_pixels(r) for r in rows])
+    if rows[0].get("payload") == "symbols":  # analog: no bits, no blocks
+        return {"esno_db": rows[0].get("esno_db"), "channel_uses": cu,
+                "cu_per_pixel": cu / pixels}
     bits = sum(r["bits"] for r in rows)
     blocks = sum(r["blocks"] for r in rows)
     block_errors = sum(r["block_errors"] for r in rows)
     outages = sum(1 for r in rows if r["block_errors"] > 0)
     bler_lo, bler_hi = stats.wilson_interval(block_errors, blocks, conf)
     out_lo, out_hi = stats.wilson_interval(outages, len(rows), conf)
-    pixels = np.mean([8 * r["bytes"] / r["bpp"] for r in rows])
-    cu = float(np.mean([r["channel_uses"] for r in rows]))
     return {
         "esno_db": rows[0].get("esno_db"), "ber": sum(r["bit_errors"] for r in rows) / bits,
         "bler": block_errors / blocks, "bler_lo": bler_lo, "bler_hi": bler_hi,
         "outage": outages / len(rows), "outage_lo": out_lo, "outage_hi": out_hi,
         "undetected": sum(r["undetected"] for r in rows), "channel_uses": cu,
         "cu_per_pixel": cu / pixels,
+        # HARQ: transmissions a payload needed (its slowest block), and channel uses with
+        # every retransmission counted (lines written before HARQ: 1 and channel_uses)
+        "transmissions": float(np.mean([r.get("transmissions", 1) for r in rows])),
+        "effective_channel_uses": float(np.mean(
+            [r.get("effective_channel_uses", r["channel_uses"]) for r in rows])),
     }
 
 
@@ -142,7 +163,8 @@ def summarize(lines: Iterable[dict[str, Any]], codec_order: list[str], max_image
         row.update(_link(rows, confidence))
         if row["kind"] != "original":
             row["target_bpp"] = rows[0].get("target_bpp")
-            row["bpp"] = float(np.mean([r["bpp"] for r in rows]))
+            bpps = [r["bpp"] for r in rows if r.get("bpp") is not None]
+            row["bpp"] = float(np.mean(bpps)) if bpps else None
             knobs = [r["knob"] for r in rows if r.get("knob") is not None]
             row["knob"] = float(np.mean(knobs)) if knobs else None
             row["unreachable"] = sum(bool(r.get("unreachable")) for r in rows)

@@ -14,6 +14,11 @@ Seeds: the channel realisation of (image i, link, SNR, realisation r) is seeded 
 SeedSequence([seed, i, link, SNR, r]); it does not depend on the codec (common random
 numbers: every codec sees the same noise and fading), nor on the order, the workers
 or a resume.
+
+Analog codecs (payload kind "symbols", e.g. DeepJSCC) are sent over the analog twin of
+each link (``channels.analog.AnalogChannel.from_link``: same channel, same draws per
+seed, no code or QAM); their ``bandwidth_ratio`` is their knob (channel uses per pixel),
+their lines have no bits or blocks, and their error-free line is the noiseless decode.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from __future__ import annotations
 import base64
 import json
 import multiprocessing
+import os
+import secrets
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -32,10 +39,18 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from semcomm.codecs.base import Codec, Payload, RatePoint
+from semcomm.codecs.base import Codec, Payload, RatePoint, SymbolPayload
 from semcomm.codecs.registry import build_codec
 from semcomm.data.types import Sample
-from semcomm.pipeline import DecodeCache, Encoded, Receiver, Transmitter, send
+from semcomm.pipeline import (
+    DecodeCache,
+    Encoded,
+    Receiver,
+    Transmitter,
+    send,
+    send_symbols,
+    sends_symbols,
+)
 from semcomm.runner.config import Experiment, expand_links
 from semcomm.runner.measure import Evaluator, semantic_counts
 from semcomm.runner.store import PointStore
@@ -97,21 +112,36 @@ class Context:
             c.display: build_codec(c.name, **c.params) for c in exp.codecs}
         self.link_configs = dict(expand_links(exp.links))
         self.links = {label: Link(cfg) for label, cfg in self.link_configs.items()}
+        self.analog = self._analog_channels()
         self.fallback = _fallback_image(exp, self.samples)
         self._check_budgets()
         self.tx_labels = self._tx_semantics()
         # Intact payloads decode to the same image at every SNR point: decode them once.
         self.decode_cache = DecodeCache()
 
+    def _analog_channels(self) -> dict[str, Any]:
+        """The analog twin of each link (only when an analog codec is in the run)."""
+        if not any(sends_symbols(c) for c in self.codecs.values()):
+            return {}
+        from channels.analog import AnalogChannel
+
+        return {label: AnalogChannel.from_link(cfg) for label, cfg in self.link_configs.items()}
+
+    def sends_symbols(self, codec: str) -> bool:
+        return sends_symbols(self.codecs[codec])
+
     def _check_budgets(self) -> None:
         """Resolve every bandwidth ratio now, so a too-small one fails before compute."""
         shapes = {s.image.shape[:2] for s in self.samples}
         for c in self.exp.codecs:
             for kind, value in c.rate_specs():
+                if kind == "bpp" and self.sends_symbols(c.display):
+                    raise ValueError(f"codec {c.display!r} sends complex symbols, not bits: "
+                                     f"give bandwidth_ratio (or knob), not bpp {value:g}")
                 if kind == "bandwidth_ratio":
                     for link in self.links:
                         for shape in shapes:
-                            self.resolve_rate(RateSpec(kind, value), link, shape)
+                            self.resolve_rate(RateSpec(kind, value), link, shape, c.display)
 
     def _tx_semantics(self) -> list[np.ndarray | None]:
         """s given to each encoder: the segmenter's map of x, or the ground truth."""
@@ -129,13 +159,23 @@ class Context:
         cfg = self.link_configs[link]
         return esno_db_from_ebno_db(snr_db, cfg.bits_per_symbol, float(cfg.code_rate))
 
-    def resolve_rate(self, spec: RateSpec, link: str | None, shape: tuple[int, int]) -> RatePoint:
-        """A YAML rate -> RatePoint; bandwidth ratios become the link's byte budget."""
+    def resolve_rate(self, spec: RateSpec, link: str | None, shape: tuple[int, int],
+                     codec: str | None = None) -> RatePoint:
+        """A YAML rate -> RatePoint; bandwidth ratios become the link's byte budget, or,
+        for an analog ``codec``, its knob (channel uses per pixel, checked against the
+        budget int(ratio * H * W) that the digital codecs get)."""
         if spec.kind == "bpp":
             return RatePoint(bpp=spec.value)
         if spec.kind == "knob":
             return RatePoint(knob=spec.value)
         assert link is not None
+        if codec is not None and self.sends_symbols(codec):
+            uses = self.codecs[codec].channel_uses(shape, spec.value)  # type: ignore[attr-defined]
+            if uses > int(spec.value * shape[0] * shape[1]):
+                raise ValueError(f"codec {codec!r} sends {uses} symbols at bandwidth_ratio "
+                                 f"{spec.value:g}, over the {int(spec.value * shape[0] * shape[1])}"
+                                 f" channel uses of a {shape[0]}x{shape[1]} image")
+            return RatePoint(knob=spec.value)
         if self.link_configs[link].priority is not None:
             raise ValueError(
                 f"bandwidth_ratio {spec.value:g} cannot be used with link {link!r}: it has a "
@@ -203,10 +243,11 @@ def _fallback_image(exp: Experiment, samples: list[Sample]) -> np.ndarray:
 
 def _payload_path(run_dir: Path, codec: str, i: int, rate: RatePoint) -> Path:
     tag = f"bpp{rate.bpp!r}" if rate.bpp is not None else f"knob{rate.knob!r}"
-    return run_dir / "payloads" / _safe(codec) / f"{i:06d}_{tag}.json"
+    return run_dir / "payloads" / safe_name(codec) / f"{i:06d}_{tag}.json"
 
 
-def _safe(text: str) -> str:
+def safe_name(text: str) -> str:
+    """``text`` with every character but letters, digits and ``-_.=`` replaced by ``_``."""
     return "".join(ch if ch.isalnum() or ch in "-_.=" else "_" for ch in text)
 
 
@@ -226,6 +267,10 @@ class Encoder:
         h, w = sample.image.shape[:2]
         if path.exists():
             meta = json.loads(path.read_text())
+            if "symbols" in meta:
+                sym = np.frombuffer(base64.b64decode(meta["symbols"]), np.complex64).copy()
+                return self.memo.setdefault(key, Encoded(
+                    SymbolPayload(sym, h * w, (h, w), meta["knob"]), rate, False))
             payload = Payload(data=base64.b64decode(meta["data"]), num_pixels=h * w,
                               shape=(h, w), knob=meta["knob"],
                               priority_bytes=int(meta.get("priority_bytes", 0)))
@@ -237,9 +282,12 @@ class Encoder:
                     sample.image, self.ctx.tx_labels[i], rate)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"knob": enc.payload.knob,
-                                       "priority_bytes": enc.payload.priority_bytes,
-                                       "data": base64.b64encode(enc.payload.data).decode()}))
+            p = enc.payload
+            tmp.write_text(json.dumps(
+                {"knob": p.knob, "symbols": base64.b64encode(p.symbols.tobytes()).decode()}
+                if isinstance(p, SymbolPayload) else
+                {"knob": p.knob, "priority_bytes": p.priority_bytes,
+                 "data": base64.b64encode(p.data).decode()}))
             tmp.replace(path)
         self.memo[key] = enc
         return enc
@@ -255,8 +303,13 @@ def _payload_fields(ctx: Context, codec: str, enc: Encoded) -> dict[str, Any]:
     """Rate fields of a line, plus the codec's own (``payload_fields``: e.g. SQ-GAN's
     analytic bpp), when the codec defines them."""
     p = enc.payload
-    out = {"target_bpp": enc.rate.bpp, "knob": p.knob, "bytes": len(p.data), "bpp": p.bpp,
-           "priority_bytes": p.priority_bytes, "unreachable": enc.unreachable}
+    if isinstance(p, SymbolPayload):  # analog: no bits; cu/px is the knob
+        out: dict[str, Any] = {"target_bpp": None, "knob": p.knob, "bytes": 0, "bpp": None,
+                               "priority_bytes": 0, "unreachable": False, "payload": "symbols",
+                               "pixels": p.num_pixels}
+    else:
+        out = {"target_bpp": enc.rate.bpp, "knob": p.knob, "bytes": len(p.data), "bpp": p.bpp,
+               "priority_bytes": p.priority_bytes, "unreachable": enc.unreachable}
     extra = getattr(ctx.codecs[codec], "payload_fields", None)
     if extra is not None:
         out.update({f"x_{k}": v for k, v in extra(p).items()})
@@ -292,43 +345,62 @@ def phase_one(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm) -> None:
             line = _base_line("original", "original", "-", "none", None, i, 0, sample)
             line.update(_quality_fields(ctx, i, sample.image, s_hat, None))
             store.append([line])
-        _save_gallery(ctx, "original", "-", None, i, sample.image)
+        _save_gallery(ctx, "original", "-", None, None, i, sample.image)
         ctx.evaluator.save_features(sample.image, ctx.run_dir / "features" / f"original_{i}.npy")
         lines = []
         for codec, spec, link in error_free_specs(ctx):
-            rate = ctx.resolve_rate(spec, link, sample.image.shape[:2])
+            rate = ctx.resolve_rate(spec, link, sample.image.shape[:2], codec)
             e = enc.get(codec, i, rate)
             key = ("error-free", codec, rate.label, "none", None, i, 0)
             if key in store:
                 continue
-            rec = ctx.receiver(codec, e.payload.shape).receive(e.payload.data, e.payload.shape)
+            rec = _error_free(ctx, codec, e)
             s_hat = ctx.evaluator.segment([rec.image], [i], [sample.labels])[0]
             line = _base_line("error-free", codec, rate.label, "none", None, i, 0, sample)
             line.update(_payload_fields(ctx, codec, e))
             line.update({"status": rec.status, "error": rec.error})
             line.update(_quality_fields(ctx, i, rec.image, s_hat, rec.labels))
             lines.append(line)
-            _save_gallery(ctx, codec, rate.label, None, i, rec.image)
+            # A bandwidth ratio's error-free image depends on the link (its byte budget).
+            _save_gallery(ctx, codec, spec.label if link else rate.label, link, None, i,
+                          rec.image)
             _save_line_features(ctx, line, rec.image)
         store.append(lines)
         bar.update(1)
 
 
-def _save_gallery(ctx: Context, codec: str, rate: str, snr: float | None, i: int,
-                  image: np.ndarray) -> None:
+def _error_free(ctx: Context, codec: str, e: Encoded) -> Any:
+    """The decode of what an error-free link (a noiseless analog channel) delivers."""
+    p = e.payload
+    receiver = ctx.receiver(codec, p.shape)
+    if isinstance(p, SymbolPayload):
+        return receiver.receive_symbols(p.symbols, np.zeros(p.symbols.size, np.float32),
+                                        None, p.shape)
+    return receiver.receive(p.data, p.shape)
+
+
+def _save_gallery(ctx: Context, codec: str, rate: str, link: str | None, snr: float | None,
+                  i: int, image: np.ndarray) -> None:
     if i >= ctx.exp.gallery_images:
         return
-    path = gallery_path(ctx.run_dir, codec, rate, snr, i)
+    path = gallery_path(ctx.run_dir, codec, rate, link, snr, i)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.png")
+        # A temporary name unique to this process and call, then an atomic rename.
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp.png")
         Image.fromarray(image).save(tmp)
         tmp.replace(path)
 
 
-def gallery_path(run_dir: Path, codec: str, rate: str, snr: float | None, i: int) -> Path:
+def gallery_path(run_dir: Path, codec: str, rate: str, link: str | None, snr: float | None,
+                 i: int) -> Path:
+    """``gallery/<image>_<codec>_<rate>_<link>_<snr>.png``; the link is ``none`` for an
+    error-free image of a bpp or knob rate (the same on every link)."""
     snr_tag = "errorfree" if snr is None else f"snr{snr:g}"
-    return run_dir / "gallery" / f"{i:03d}_{_safe(codec)}_{_safe(rate)}_{snr_tag}.png"
+    per_link = snr is not None or rate.startswith("cu/px")
+    link_tag = safe_name(link) if per_link and link is not None else "none"
+    return (run_dir / "gallery"
+            / f"{i:03d}_{safe_name(codec)}_{safe_name(rate)}_{link_tag}_{snr_tag}.png")
 
 
 def _save_line_features(ctx: Context, line: dict[str, Any], image: np.ndarray) -> None:
@@ -359,9 +431,11 @@ def _transmit_lines(ctx: Context, enc: Encoder, pt: Point,
     """Measure the (image, realisation) pairs of ``todo`` at point ``pt``."""
     encoded, seeds = [], []
     for i, r in todo:
-        rate = ctx.resolve_rate(pt.rate, pt.link, ctx.samples[i].image.shape[:2])
+        rate = ctx.resolve_rate(pt.rate, pt.link, ctx.samples[i].image.shape[:2], pt.codec)
         encoded.append(enc.get(pt.codec, i, rate))
         seeds.append(transmission_seed(ctx.exp.seed, i, pt.link, pt.snr_db, r))
+    if ctx.sends_symbols(pt.codec):
+        return _analog_lines(ctx, pt, todo, encoded, seeds)
     results = send(ctx.links[pt.link], encoded, pt.esno_db, seeds)
     recs = [ctx.receiver(pt.codec, e.payload.shape).receive(
         res.data.tobytes(), e.payload.shape, res.lost_ranges)
@@ -375,7 +449,8 @@ def _transmit_lines(ctx: Context, enc: Encoder, pt: Point,
                           ctx.samples[i])
         line.update(_payload_fields(ctx, pt.codec, e))
         line.update({
-            "esno_db": pt.esno_db, "seed": seed, "channel_uses": res.channel_uses,
+            "esno_db": pt.esno_db, "seed": seed, "channel_uses": res.channel_uses_first,
+            "effective_channel_uses": res.channel_uses, "transmissions": res.rounds,
             "bits": res.num_bits, "bit_errors": res.bit_errors, "blocks": res.num_blocks,
             "block_errors": res.block_errors, "undetected": res.undetected_block_errors,
             "lost_bytes": int(sum(b - a for a, b in res.lost_ranges)),
@@ -383,7 +458,34 @@ def _transmit_lines(ctx: Context, enc: Encoder, pt: Point,
         line.update(_quality_fields(ctx, i, rec.image, s_hat, rec.labels))
         out[(i, r)] = line
         if r == 0:
-            _save_gallery(ctx, pt.codec, pt.rate.label, pt.snr_db, i, rec.image)
+            _save_gallery(ctx, pt.codec, pt.rate.label, pt.link, pt.snr_db, i, rec.image)
+        _save_line_features(ctx, line, rec.image)
+    return out
+
+
+def _analog_lines(ctx: Context, pt: Point, todo: list[tuple[int, int]], encoded: list[Encoded],
+                  seeds: list[int]) -> dict[tuple[int, int], dict[str, Any]]:
+    """``_transmit_lines`` of an analog codec: symbols over the link's analog twin."""
+    results = send_symbols(ctx.analog[pt.link], encoded, pt.esno_db, seeds)
+    recs = [ctx.receiver(pt.codec, e.payload.shape).receive_symbols(
+        res.symbols, res.noise_var, pt.esno_db, e.payload.shape, res.equaliser)
+        for e, res in zip(encoded, results, strict=True)]
+    s_hats = ctx.evaluator.segment([r.image for r in recs], [i for i, _ in todo],
+                                   [ctx.samples[i].labels for i, _ in todo])
+    out = {}
+    for (i, r), e, res, rec, s_hat, seed in zip(todo, encoded, results, recs, s_hats, seeds,
+                                                 strict=True):
+        line = _base_line("link", pt.codec, pt.rate.label, pt.link, pt.snr_db, i, r,
+                          ctx.samples[i])
+        line.update(_payload_fields(ctx, pt.codec, e))
+        line.update({
+            "esno_db": pt.esno_db, "seed": seed, "channel_uses": res.channel_uses,
+            "bits": 0, "bit_errors": 0, "blocks": 0, "block_errors": 0, "undetected": 0,
+            "lost_bytes": 0, "status": rec.status, "error": rec.error})
+        line.update(_quality_fields(ctx, i, rec.image, s_hat, rec.labels))
+        out[(i, r)] = line
+        if r == 0:
+            _save_gallery(ctx, pt.codec, pt.rate.label, pt.link, pt.snr_db, i, rec.image)
         _save_line_features(ctx, line, rec.image)
     return out
 
@@ -429,10 +531,13 @@ _WORKER: tuple[Context, Encoder] | None = None
 
 
 def _worker_init(config: dict[str, Any], run_dir: str) -> None:
-    import os
+    import signal
 
     import torch
 
+    # Ctrl-C reaches the whole process group: the parent alone handles it (it ends the
+    # pool and prints the resume command); workers would only print tracebacks.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
     global _WORKER

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import io
 import math
 import os
@@ -33,14 +34,16 @@ import yaml
 from PIL import Image
 from tqdm import tqdm
 
+from semcomm.codecs.learned.modelfile import atomic_save
+from semcomm.codecs.learned.trainer import RunOptions, run_steps
 from semcomm.data import build_dataset
 from semcomm.data.types import NUM_CLASSES, VOID
-from semcomm.segmentation.model import FORMAT, SegNet, SegNetConfig
+from semcomm.segmentation.model import FORMAT, JudgeNet, SegNet, SegNetConfig, build_net
 from semcomm.segmentation.scoring import confusion, iou_from_confusion
 
 #: section -> key -> default; every key of a config must appear here.
 DEFAULTS: dict[str, Any] = {
-    "model": {"widths": [24, 48, 64, 128], "blocks8": 2, "blocks16": 4},
+    "model": {"widths": [24, 48, 64, 128], "blocks8": 2, "blocks16": 4, "arch": "segnet"},
     "data": {"dataset": "streetscenes", "size": [128, 256], "seed": 0, "root": None,
              "split": "train", "val_split": "val"},
     "train": {"steps": 9000, "batch": 8, "lr": 0.004, "weight_decay": 1e-4, "jpeg_prob": 0.5,
@@ -205,7 +208,7 @@ def evaluate(
 
 
 def export_weights(
-    model: SegNet,
+    model: SegNet | JudgeNet,
     path: str | Path,
     meta: dict[str, Any],
     class_weight: torch.Tensor | None = None,
@@ -219,28 +222,15 @@ def export_weights(
     payload = {"format": FORMAT, "config": model.cfg.to_dict(), "state_dict": state, "meta": meta}
     if class_weight is not None:
         payload["logit_bias"] = -torch.log(class_weight.detach().float().cpu())
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".ckpt.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    atomic_save(payload, Path(path))
 
 
 def _save(
     out: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, sched: Any, step: int
 ) -> None:
-    tmp = out / "checkpoint.ckpt.tmp"
-    torch.save(
-        {
-            "model": model.state_dict(),
-            "opt": opt.state_dict(),
-            "sched": sched.state_dict(),
-            "step": step,
-            "torch_rng": torch.get_rng_state(),
-        },
-        tmp,
-    )
-    os.replace(tmp, out / "checkpoint.pt")
+    state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+             "step": step, "torch_rng": torch.get_rng_state()}
+    atomic_save(state, out / "checkpoint.pt")
 
 
 # -- CLI ------------------------------------------------------------------------------------
@@ -279,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
     (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     torch.manual_seed(t["seed"])
     train_ds, val_ds = _datasets(cfg)
-    model = SegNet(SegNetConfig.from_dict(cfg["model"])).to(device)
+    model = build_net(SegNetConfig.from_dict(cfg["model"])).to(device)
     opt = torch.optim.AdamW(
         model.parameters(), lr=float(t["lr"]), weight_decay=float(t["weight_decay"])
     )
@@ -365,19 +355,25 @@ def _train_loop(
         log.write("step,loss,lr,seconds,val_miou\n")
     bar = tqdm(total=t["steps"], initial=start, desc="segmenter", mininterval=5.0)
     t0 = time.perf_counter()
-    for step, (x, y) in enumerate(_batches(train_ds, cfg, start, stop), start=start):
-        bar.update(1)
+
+    def update(step: int, batch: tuple[torch.Tensor, torch.Tensor]) -> float | None:
+        x, y = batch
         logits = model(x.to(device))
         loss = F.cross_entropy(logits, y.to(device), weight=weights, ignore_index=VOID)
         loss_value = loss.item()
+        opt.zero_grad(set_to_none=True)
         if not math.isfinite(loss_value):
             warnings.warn(f"non-finite loss at step {step}; skipping the update", stacklevel=2)
-            opt.zero_grad(set_to_none=True)
-            continue
-        opt.zero_grad(set_to_none=True)
+            return None
         loss.backward()
         opt.step()
         sched.step()
+        return loss_value
+
+    def after(step: int, loss_value: float | None, _wait: float, _sec: float) -> None:
+        bar.update(1)
+        if loss_value is None:
+            return
         done = step + 1
         val = ""
         if done % t["eval_every"] == 0 or done == t["steps"]:
@@ -390,30 +386,9 @@ def _train_loop(
         log.flush()
         if done % t["ckpt_every"] == 0 or done == stop:
             _save(out, model, opt, sched, done)
+
+    # The learned codecs' stepping: step loader (train.workers), update, log/checkpoint.
+    run_steps(functools.partial(make_batch, train_ds, cfg), start, stop, update, after,
+              RunOptions(workers=int(t["workers"]), prefetch=4))
     bar.close()
     log.close()
-
-
-class _Batches(torch.utils.data.Dataset):
-    """Item k = batch ``start + k`` (a pure function of the step, so workers are safe)."""
-
-    def __init__(self, ds: Any, cfg: dict[str, Any], start: int, stop: int) -> None:
-        self.ds, self.cfg, self.start, self.stop = ds, cfg, start, stop
-
-    def __len__(self) -> int:
-        return self.stop - self.start
-
-    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return make_batch(self.ds, self.cfg, self.start + k)
-
-
-def _batches(ds: Any, cfg: dict[str, Any], start: int, stop: int) -> Any:
-    """Batches start..stop-1, generated in ``train.workers`` background processes (0: inline)."""
-    workers = int(cfg["train"]["workers"])
-    return torch.utils.data.DataLoader(
-        _Batches(ds, cfg, start, stop),
-        batch_size=None,
-        shuffle=False,
-        num_workers=workers,
-        prefetch_factor=4 if workers else None,
-    )

@@ -44,13 +44,28 @@ def test_resolution(kwargs: dict, k: int, n: int) -> None:
     ("kwargs", "message"),
     [
         (dict(modulation="8psk"), "modulation '8psk' not supported"),
-        (dict(code_rate=0.97), r"code rate 0.97 outside the 5G LDPC range \[0.2, 0.95\]"),
-        (dict(code_rate=0.1), "outside the 5G LDPC range"),
+        (dict(code_rate=0.97), r"code rate 0.97 outside the 5G LDPC range \[0.025, 0.95\]"),
+        (dict(code_rate=0.01), "outside the 5G LDPC range"),
+        (dict(code_rate="0.5"), "code rate '0.5' must be a number"),
         (dict(code_rate=float("nan")), "outside the 5G LDPC range"),
         (dict(k=1004, n=2008), "k 1004 must be a multiple of 8"),
         (dict(k=8456, n=10000), r"k 8456 must be an int in \[32, 8448\]"),
         (dict(k=1024, n=2046), "multiple of bits_per_symbol=4"),
-        (dict(k=4096, n=13000), "base graph 1, which needs rate >= 1/3"),
+        (dict(k=4096, n=13000, decoder="sionna"), "Sionna 2.2 refuses"),
+        (dict(k=3824, n=20000, decoder="sionna"), "needs repetition"),
+        (dict(mcs_table="qam16"), "give mcs_table and mcs_index together"),
+        (dict(mcs_table="qam16", mcs_index=3), "mcs_table 'qam16' not supported"),
+        (dict(mcs_table="qam256", mcs_index=28), r"mcs_index 28 must be an int in \[0, 27\]"),
+        (dict(mcs_table="qam64", mcs_index=3, modulation="16qam"), "disagrees with"),
+        (dict(mcs_table="qam64", mcs_index=3, code_rate=0.5), "leave code_rate out"),
+        (dict(n_rnti=70000), r"n_rnti 70000 must be an int in \[0, 65535\]"),
+        (dict(n_id=1024), r"n_id 1024 must be an int in \[0, 1023\]"),
+        (dict(scrambling="yes"), "scrambling 'yes' must be true or false"),
+        (dict(harq={"max_transmissions": 0}), r"harq.max_transmissions 0 must be an int"),
+        (dict(harq={"combining": "soft"}), r"harq.combining 'soft' not supported"),
+        (dict(harq={"rounds": 2}), "harq: unknown key 'rounds'"),
+        (dict(harq=2), "harq must be a mapping"),
+        (dict(harq={}, coding="uncoded"), "harq needs coding='ldpc'"),
         (dict(k=4096, n=16384), "base graph 2, which allows k <= 3840"),
         (dict(code_rate=0.5, k=1024, n=4096), "exclusive with"),
         (dict(code_rate=0.5, n=4096), "give code_rate with k"),
@@ -111,7 +126,8 @@ def test_snr_conversion_rejects_non_finite(bad: object) -> None:
 
 
 def test_validation_agrees_with_sionna_encoder_on_a_grid() -> None:
-    """Every (k, n) we accept Sionna accepts and vice versa (k % 8 == 0, n % m == 0)."""
+    """Every (k, n) we accept for decoder='sionna' Sionna accepts and vice versa
+    (k % 8 == 0, n % m == 0); the fast decoder accepts a superset (repetition)."""
     from sionna.phy.fec.ldpc import LDPC5GEncoder
 
     rng = np.random.default_rng(0)
@@ -122,10 +138,12 @@ def test_validation_agrees_with_sionna_encoder_on_a_grid() -> None:
         for rate in (0.19, 0.21, 0.24, 0.26, 0.3, 0.34, 0.5, 0.67, 0.7, 0.94, 0.96):
             n = 4 * round(int(k) / rate / 4)
             try:
-                LinkConfig(k=int(k), n=n)
+                LinkConfig(k=int(k), n=n, decoder="sionna")
                 ours = True
             except ValueError:
                 ours = False
+            if ours:
+                LinkConfig(k=int(k), n=n)  # the fast chain takes every code Sionna takes
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")

@@ -35,7 +35,7 @@ def test_priority_config_inherits_all_but_the_code() -> None:
 @pytest.mark.parametrize("priority, message", [
     ({"channel": "awgn"}, "inherited from the main link"),
     ({"modulaton": "qpsk"}, "not a link setting"),
-    ({"code_rate": 0.1}, "priority: code rate 0.1"),
+    ({"code_rate": 0.01}, "priority: code rate 0.01"),
     ({"modulation": "8psk"}, "priority: modulation '8psk'"),
     ("qpsk", "priority must be a mapping"),
 ])

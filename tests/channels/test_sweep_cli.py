@@ -7,9 +7,10 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from channels import LinkConfig
+from channels import Link, LinkConfig
 from channels.cli import parse_snr_list
 from channels.sweep import ber_bler_sweep, wilson_interval
 
@@ -82,10 +83,49 @@ def test_cli_prints_table_and_writes_csv_and_json(tmp_path: Path,
     rows = list(csv.DictReader((tmp_path / "s.csv").open()))
     assert [float(r["esno_db"]) for r in rows] == [0.0, 2.0, 4.0]
     assert all(float(r["bler_low"]) <= float(r["bler"]) <= float(r["bler_high"]) for r in rows)
-    assert main([*base, "--ebno", "--out", str(tmp_path / "s.json")]) == 0
+    ebno = [a if a != "--snr" else "--ebno" for a in base]
+    assert main([*ebno, "--out", str(tmp_path / "s.json")]) == 0
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["schema_version"] == 1 and summary["config"]["k"] == 256
     assert summary["points"][1]["ebno_db"] == pytest.approx(2.0)
     assert summary["versions"]["sionna-no-rt"] is not None
     assert main(["link-sweep", "--snr", "1", "--code-rate", "0.99"]) == 2
     assert "code rate 0.99 outside" in capsys.readouterr().err
+
+
+def test_cli_reports_argument_errors_before_the_table(capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    from semcomm.cli import main
+
+    assert main(["link-sweep", "--snr", "1", "--target-block-errors", "0"]) == 2
+    captured = capsys.readouterr()
+    assert "target_block_errors 0" in captured.err and "BLER" not in captured.out
+    assert main(["link-sweep", "--snr", "1", "--mcs-table", "qam64", "--mcs-index", "40"]) == 2
+    assert "mcs_index 40 must be an int in [0, 28]" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # --snr and --ebno are exclusive
+        main(["link-sweep", "--snr", "1", "--ebno", "2"])
+
+
+def test_cli_mcs_and_harq(capsys: pytest.CaptureFixture[str]) -> None:
+    from semcomm.cli import main
+
+    assert main(["link-sweep", "--mcs-table", "qam64", "--mcs-index", "3", "--k", "256",
+                 "--harq", "2", "--combining", "ir", "--ebno=-3,8", "--max-blocks", "32",
+                 "--target-block-errors", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "qpsk" in out and "mcs=qam64:3" in out and "harq=2xir" in out
+
+
+def test_zero_d_numpy_snr_works() -> None:
+    link = Link(SMALL, num_threads=1)
+    payload = np.arange(100, dtype=np.uint8)
+    a = link.transmit([payload], np.array(30.0), [1])[0]
+    assert np.array_equal(a.data, payload)
+    (p,) = ber_bler_sweep(SMALL, np.array(30.0), max_blocks=8, batch_blocks=8)
+    assert p.esno_db == 30.0 and p.block_errors == 0
+
+
+def test_wilson_lower_bound_is_exactly_zero_at_zero_errors() -> None:
+    for trials in (1, 7, 300, 10**6, 12345678):
+        assert wilson_interval(0, trials)[0] == 0.0
+        assert wilson_interval(trials, trials)[1] == 1.0

@@ -60,9 +60,10 @@ def test_outputs_and_same_seed_same_numbers(tmp_path: Path) -> None:
     exp = load_experiment(tiny(tmp_path))
     a = run_experiment(exp, tmp_path / "a", progress=False)
     b = run_experiment(exp, tmp_path / "b", progress=False)
-    for name in ("config.yaml", "points.jsonl", "summary.csv", "summary.json", "gallery.png",
-                 "gallery.pdf", "miou_vs_snr.png", "miou_vs_snr.pdf", "psnr_vs_snr.png",
-                 "bler_vs_snr.pdf", "miou_vs_bpp.png"):
+    for name in ("config.yaml", "points.jsonl", "summary.csv", "summary.json", "report.html",
+                 "gallery_qpsk-ldpc0.5-awgn.png", "gallery_qpsk-ldpc0.5-awgn.pdf",
+                 "miou_vs_snr.png", "miou_vs_snr.pdf", "psnr_vs_snr.png", "bler_vs_snr.pdf",
+                 "miou_vs_bpp.png"):
         assert (a.run_dir / name).is_file(), name
     assert (a.run_dir / "summary.csv").read_text() == (b.run_dir / "summary.csv").read_text()
     lines = read_lines(a.run_dir)
@@ -338,3 +339,27 @@ def test_projection_only_for_streetscenes(tmp_path: Path) -> None:
     path.write_text(cfg)
     with pytest.raises(ValueError, match="projection"):
         load_experiment(path)
+
+
+def test_harq_link_columns(tmp_path: Path) -> None:
+    """Links take mcs_table/mcs_index and harq; summary.csv reports the transmissions a
+    payload needed and the channel uses with every retransmission counted."""
+    path = tmp_path / "harq.yaml"
+    path.write_text(TINY.format(count=3, snr="[3, 30]", reps=2, extra="").replace(
+        "links: [{modulation: qpsk, code_rate: 0.5, channel: awgn}]",
+        "links: [{mcs_table: qam64, mcs_index: 4, k: 1024, channel: rayleigh-block, "
+        "harq: [null, {max_transmissions: 3, combining: ir}]}]"))
+    run = run_experiment(load_experiment(path), tmp_path / "h", progress=False)
+    rows = {(r["link"], r["codec"], r["snr"]): r for r in read_csv(run.run_dir)
+            if r["kind"] == "link"}
+    off = "qpsk-ldpc0.301-rayleigh-block-mcs:qam64:4"
+    on = f"{off}-harq3ir"
+    for codec in ("jpeg", "webp"):
+        a, b = rows[(off, codec, 3.0)], rows[(on, codec, 3.0)]
+        assert float(a["transmissions"]) == 1.0
+        assert float(a["effective_channel_uses"]) == float(a["channel_uses"])
+        assert float(b["transmissions"]) > 1.0  # fades at 3 dB: retransmissions
+        assert float(b["effective_channel_uses"]) > float(b["channel_uses"])
+        assert float(b["bler"]) < float(a["bler"])
+        high = rows[(on, codec, 30.0)]
+        assert float(high["transmissions"]) < float(b["transmissions"])

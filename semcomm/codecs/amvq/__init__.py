@@ -37,6 +37,7 @@ from semcomm.codecs.amvq.config import (
     load_config,
 )
 from semcomm.codecs.amvq.model import AMVQ, AMVQOutput, ScaleAnalysis, count_parameters
+from semcomm.codecs.amvq.modelfile import load_model
 
 __all__ = [
     "AMVQ",
@@ -64,11 +65,3 @@ __all__ = [
     "unquantized_mask",
 ]
 
-
-def __getattr__(name: str) -> object:
-    # The trainer pulls in tqdm and the data package; import it only when asked.
-    if name == "load_model":
-        from semcomm.codecs.amvq.train import load_model
-
-        return load_model
-    raise AttributeError(f"module 'semcomm.codecs.amvq' has no attribute {name!r}")

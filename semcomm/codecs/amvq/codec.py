@@ -60,12 +60,13 @@ from semcomm.bitstream import (
 )
 from semcomm.codecs.amvq.activation import check_tau, unquantized_mask
 from semcomm.codecs.amvq.model import AMVQ, ScaleAnalysis
+from semcomm.codecs.amvq.modelfile import load_model
 from semcomm.codecs.base import Payload, RatePoint, ReceivedPayload, Reconstruction
 from semcomm.codecs.layers import channels_last
-from semcomm.codecs.registry import register_codec
 
 # One implementation each: histogram -> smoothed prior is SQ-GAN's.
-from semcomm.codecs.sqgan.codec import PRIOR_SMOOTHING, prior_from_counts
+from semcomm.codecs.learned.priors import PRIOR_SMOOTHING, prior_from_counts
+from semcomm.codecs.registry import register_codec
 
 #: The shipped model file (compact config, 128 x 256 built-in images).
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "amvq.pt"
@@ -201,7 +202,6 @@ class AMVQCodec:
                                                    else tau_grid)}))
         if not grid:
             raise ValueError("tau_grid must hold at least one tau in [0, 1]")
-        from semcomm.codecs.amvq.train import load_model  # pulls in the trainer's imports
 
         bundle = load_model(path, device)
         # Channels-last: oneDNN's faster convolution layout for few channels at high

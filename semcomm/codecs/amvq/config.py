@@ -6,21 +6,20 @@ checkpoint so that a model file needs no other file) and ``train``
 nearest valid key (STYLE.md rule 6). See ``configs/amvq_compact.yaml`` (the shipped
 model, 128 x 256 built-in data on a CPU) and ``configs/amvq_paper.yaml``.
 
-The YAML -> dataclass conversion is the generic builder shared by the learned codecs
-(``semcomm.codecs.config_schema.build_config``), reused rather than copied.
+The YAML -> dataclass conversion, the data sources and the loop checks are the learned
+codecs' shared ones (``semcomm.codecs.learned.config``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from semcomm.codecs.config_schema import build_config, config_to_dict
+from semcomm.codecs.config_schema import config_to_dict
+from semcomm.codecs.learned.config import DataSource, LoopConfig, VQKeys, read_yaml, typed_config
 
 __all__ = ["AMVQConfig", "DataSource", "ModelConfig", "TrainConfig", "config_from_dict",
            "config_to_dict", "load_config"]
@@ -29,12 +28,10 @@ __all__ = ["AMVQConfig", "DataSource", "ModelConfig", "TrainConfig", "config_fro
 NORMS = ("batch", "group")
 #: Where a downsample block's residual blocks run (see ``ModelConfig.res_width``).
 RES_WIDTHS = ("output", "input")
-#: Scalar types allowed as dataset parameters (``train.data[i].params``).
-_PARAM_TYPES = (str, int, float, bool)
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(VQKeys):
     """Architecture of the AM-VQ encoder, quantizers and decoder.
 
     Attributes
@@ -89,9 +86,6 @@ class ModelConfig:
     code_dim: int = 256
     norm: str = "batch"
     res_width: str = "output"
-    vq_decay: float = 0.99
-    vq_beta: float = 0.25
-    vq_dead_threshold: float = 0.01
     float_bits: int = 8
     range_quantile: float = 0.001
     range_momentum: float = 0.99
@@ -142,30 +136,7 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class DataSource:
-    """One training dataset: ``build_dataset(name, split="train", count=count,
-    size=model.image_size, seed=seed, **params)``.
-
-    ``params`` holds extra constructor arguments (str, int, float or bool), e.g. the
-    generator's panorama mode once it exists.
-    """
-
-    name: str = "streetscenes"
-    count: int = 2000
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not self.name or self.count < 1:
-            raise ValueError(f"data source {self.name!r}: name must be non-empty and count "
-                             f"{self.count} >= 1")
-        for key, value in self.params.items():
-            if not isinstance(key, str) or not isinstance(value, _PARAM_TYPES):
-                raise ValueError(f"data source {self.name!r}: param {key!r}={value!r} must "
-                                 "map a name to a str, int, float or bool")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(LoopConfig):
     """Optimisation, losses, tau sampling and data.
 
     Attributes (weights are dimensionless)
@@ -196,57 +167,28 @@ class TrainConfig:
         scenes and for equirectangular panoramas alike).
     data : training datasets, concatenated.
     log_every, save_every : steps between loss-log lines / checkpoints.
+    ema_decay : EMA of the encoder/decoder weights, exported instead of them (0 = off).
     """
 
     steps: int = 20000
-    batch_size: int = 8
-    lr: float = 1e-4
-    min_lr: float = 0.0
-    warmup_steps: int = 500
-    betas: tuple[float, float] = (0.5, 0.9)
-    disc_start: int = 0
-    disc_ndf: int = 64
-    disc_layers: int = 3
-    disc_norm: str = "batch"
     adv_weight: float = 0.1
     adv_max: float = 0.2
     l1_weight: float = 1.0
     codebook_weight: float = 1.0
-    perceptual: str = "segmenter"
-    perceptual_weight: float = 0.15
-    perceptual_layers: tuple[str, ...] = ("s2", "s4", "s8", "s16")
     commit_floats: bool = True
     tau_choices: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.7, 1.0)
     hflip_p: float = 0.5
     data: tuple[DataSource, ...] = (DataSource(),)
-    log_every: int = 10
-    save_every: int = 500
 
     def __post_init__(self) -> None:
-        if self.steps < 0 or self.batch_size < 1 or self.warmup_steps < 0:
-            raise ValueError(f"steps {self.steps} and warmup_steps {self.warmup_steps} must be "
-                             f">= 0, batch_size {self.batch_size} >= 1")
-        if self.lr <= 0.0 or self.min_lr < 0.0:
-            raise ValueError(f"lr {self.lr} must be > 0 and min_lr {self.min_lr} >= 0")
-        if self.perceptual not in ("segmenter", "lpips", "none"):
-            raise ValueError(f"perceptual {self.perceptual!r} not in ('segmenter', 'lpips', "
-                             "'none')")
-        weights = {"adv_weight": self.adv_weight, "adv_max": self.adv_max,
-                   "l1_weight": self.l1_weight, "codebook_weight": self.codebook_weight,
-                   "perceptual_weight": self.perceptual_weight}
-        bad = {k: v for k, v in weights.items() if not (math.isfinite(v) and v >= 0.0)}
-        if bad:
-            raise ValueError(f"loss weights must be finite and >= 0, got {bad}")
+        super().__post_init__()
+        self.check_weights({"adv_weight": self.adv_weight, "adv_max": self.adv_max,
+                            "l1_weight": self.l1_weight, "codebook_weight": self.codebook_weight,
+                            "perceptual_weight": self.perceptual_weight})
         if not self.tau_choices or any(not 0.0 <= t <= 1.0 for t in self.tau_choices):
             raise ValueError(f"tau_choices {self.tau_choices} must be a non-empty list of "
                              "values in [0, 1]")
-        if not 0.0 <= self.hflip_p <= 1.0:
-            raise ValueError(f"hflip_p {self.hflip_p} outside [0, 1]")
-        if not self.data:
-            raise ValueError("train.data needs at least one data source")
-        if self.log_every < 1 or self.save_every < 1:
-            raise ValueError(f"log_every {self.log_every} and save_every {self.save_every} "
-                             "must be >= 1")
+        self.check_sources(self.hflip_p, self.data)
 
     @property
     def train_count(self) -> int:
@@ -264,47 +206,10 @@ class AMVQConfig:
 
 def load_config(path: str | Path) -> AMVQConfig:
     """Read and validate a YAML config; errors name the file and the key path."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"config file {str(path)!r} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
-    return config_from_dict(data, source=str(path))
+    return config_from_dict(read_yaml(path), source=str(path))
 
 
 def config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> AMVQConfig:
-    """Build a validated :class:`AMVQConfig` from nested plain data.
-
-    ``train.data[i].params`` is free-form (dataset constructor arguments) and is taken
-    out before the typed conversion, then checked by :class:`DataSource`.
-    """
-    try:
-        data, params = split_data_params(data, source)
-        cfg: AMVQConfig = build_config(AMVQConfig, data, source)
-        if params is not None:
-            sources = tuple(replace(src, params=p) for src, p in
-                            zip(cfg.train.data, params, strict=True))
-            cfg = replace(cfg, train=replace(cfg.train, data=sources))
-        return cfg
-    except (TypeError, ValueError) as err:
-        if str(err).startswith(source):
-            raise
-        raise ValueError(f"{source}: {err}") from err
-
-
-def split_data_params(data: Mapping[str, Any], source: str
-                  ) -> tuple[Mapping[str, Any], list[dict[str, Any]] | None]:
-    """Copy of ``data`` without ``train.data[i].params``, and those params in order."""
-    train = data.get("train") if isinstance(data, Mapping) else None
-    if not isinstance(train, Mapping) or not isinstance(train.get("data"), list | tuple):
-        return data, None
-    sources = train["data"]
-    stripped, params = [], []
-    for i, src in enumerate(sources):
-        if not isinstance(src, Mapping):
-            raise ValueError(f"{source}: train.data[{i}] must be a mapping, got {src!r}")
-        p = src.get("params", {})
-        if not isinstance(p, Mapping):
-            raise ValueError(f"{source}: train.data[{i}].params must be a mapping, got {p!r}")
-        params.append(dict(p))
-        stripped.append({k: v for k, v in src.items() if k != "params"})
-    return {**data, "train": {**train, "data": stripped}}, params
+    """Build a validated :class:`AMVQConfig` from nested plain data (``train.data[i].params``
+    free-form, checked by :class:`DataSource`)."""
+    return typed_config(AMVQConfig, data, source)

@@ -28,7 +28,7 @@ from semcomm.codecs.layers import (
     bce_d_loss,
     bce_g_loss,
 )
-from semcomm.codecs.sqgan.losses import LossResult
+from semcomm.codecs.learned.perceptual import LossResult
 
 __all__ = ["AMVQLoss", "LossResult"]
 

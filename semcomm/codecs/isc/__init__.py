@@ -34,6 +34,7 @@ from semcomm.codecs.isc.config import (
     load_config,
 )
 from semcomm.codecs.isc.model import ISC, ISCOutput, count_parameters
+from semcomm.codecs.isc.modelfile import load_model
 from semcomm.codecs.isc.semmap import (
     majority_downsample,
     map_from_symbols,
@@ -62,11 +63,3 @@ __all__ = [
     "upsample_map",
 ]
 
-
-def __getattr__(name: str) -> object:
-    # The trainer pulls in tqdm and the data package; import it only when asked.
-    if name == "load_model":
-        from semcomm.codecs.isc.train import load_model
-
-        return load_model
-    raise AttributeError(f"module 'semcomm.codecs.isc' has no attribute {name!r}")

@@ -62,6 +62,7 @@ from semcomm.bitstream import (
 # One implementation each: the failed-decode image is AM-VQ's, histogram -> prior SQ-GAN's.
 from semcomm.codecs.base import Payload, RatePoint, ReceivedPayload, Reconstruction
 from semcomm.codecs.isc.model import ISC, map_onehot
+from semcomm.codecs.isc.modelfile import load_model
 from semcomm.codecs.isc.semmap import (
     MAP_SYMBOLS,
     majority_downsample,
@@ -71,8 +72,8 @@ from semcomm.codecs.isc.semmap import (
     to_labels,
     upsample_map,
 )
+from semcomm.codecs.learned.priors import prior_from_counts
 from semcomm.codecs.registry import register_codec
-from semcomm.codecs.sqgan.codec import prior_from_counts
 
 #: The shipped model file (compact config, 128 x 256 built-in street scenes).
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "isc.pt"
@@ -236,7 +237,6 @@ class ISCCodec:
         path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
         if not path.is_file():
             raise FileNotFoundError(missing_checkpoint_message(path))
-        from semcomm.codecs.isc.train import load_model  # pulls in the trainer's imports
 
         bundle = load_model(path, device)
         self.model: ISC = bundle.model.eval()

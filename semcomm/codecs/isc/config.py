@@ -10,29 +10,24 @@ Unknown keys are errors that name the file, the key path and the nearest valid k
 The paper (Huang et al., GLOBECOM 2021, REFERENCE.md Sec. 2) publishes only its
 abstract; every value below is our choice and is documented as such in ``docs/isc.md``.
 The YAML -> dataclass conversion and the dataset entries are the shared ones
-(``config_schema.build_config``, AM-VQ's :class:`DataSource`), reused, not copied.
+(``semcomm.codecs.learned.config``), reused, not copied.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from semcomm.codecs.amvq.config import DataSource, split_data_params
 from semcomm.codecs.config_schema import build_config, config_to_dict
+from semcomm.codecs.learned.config import DataSource, LoopConfig, VQKeys, read_yaml, typed_config
 
 __all__ = ["DataSource", "ISCConfig", "ModelConfig", "TrainConfig", "config_from_dict",
            "config_to_dict", "load_config", "model_config_from_dict"]
 
 #: Map downsampling factors the map coder accepts (1 = exactly lossless).
 MAP_FACTORS = (1, 2, 4, 8, 16)
-#: Perceptual terms (SQ-GAN's builders).
-PERCEPTUALS = ("segmenter", "lpips", "none")
 
 
 def _log2_exact(value: int, name: str) -> int:
@@ -42,7 +37,7 @@ def _log2_exact(value: int, name: str) -> int:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(VQKeys):
     """Architecture of the base layer (map coder, latent, SPADE generator) and the
     enhancement layer (residual encoder, residual VQ stages, residual decoder).
 
@@ -98,9 +93,6 @@ class ModelConfig:
     enh_stages: int = 4
     enh_codes: int = 256
     enh_dim: int = 8
-    vq_decay: float = 0.99
-    vq_beta: float = 0.25
-    vq_dead_threshold: float = 0.01
 
     def __post_init__(self) -> None:
         if self.map_factor not in MAP_FACTORS:
@@ -155,7 +147,7 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(LoopConfig):
     """Optimisation, losses, enhancement-depth sampling and data.
 
     Attributes (weights are dimensionless)
@@ -178,61 +170,38 @@ class TrainConfig:
     hflip_p : probability of a horizontal flip of image and map together.
     data : training datasets (they must carry labels), concatenated.
     log_every, save_every : steps between loss-log lines / checkpoints.
+    ema_decay : EMA of the generator weights, exported instead of them (0 = off).
     """
 
     steps: int = 4000
-    batch_size: int = 8
     lr: float = 2e-4
     min_lr: float = 1e-5
     warmup_steps: int = 200
-    betas: tuple[float, float] = (0.5, 0.9)
     disc_start: int = 1000
     disc_ndf: int = 32
-    disc_layers: int = 3
-    disc_norm: str = "batch"
     adv_weight: float = 0.1
     adv_max: float = 0.2
     l1_weight: float = 1.0
     mse_weight: float = 0.0
-    perceptual: str = "segmenter"
-    perceptual_weight: float = 0.15
-    perceptual_layers: tuple[str, ...] = ("s2", "s4", "s8", "s16")
     enh_weight: float = 1.0
     enh_adv_scale: float = 0.5
     codebook_weight: float = 1.0
     depth_choices: tuple[int, ...] = (1, 2, 3, 4)
     hflip_p: float = 0.5
     data: tuple[DataSource, ...] = (DataSource(),)
-    log_every: int = 10
     save_every: int = 100
 
     def __post_init__(self) -> None:
-        if self.steps < 0 or self.batch_size < 1 or self.warmup_steps < 0:
-            raise ValueError(f"steps {self.steps} and warmup_steps {self.warmup_steps} must be "
-                             f">= 0, batch_size {self.batch_size} >= 1")
-        if self.lr <= 0.0 or self.min_lr < 0.0:
-            raise ValueError(f"lr {self.lr} must be > 0 and min_lr {self.min_lr} >= 0")
-        if self.perceptual not in PERCEPTUALS:
-            raise ValueError(f"perceptual {self.perceptual!r} not in {PERCEPTUALS}")
-        if self.disc_norm not in ("batch", "group", "none"):
-            raise ValueError(f"disc_norm {self.disc_norm!r} not in ('batch', 'group', 'none')")
-        weights = {"adv_weight": self.adv_weight, "adv_max": self.adv_max,
-                   "l1_weight": self.l1_weight, "mse_weight": self.mse_weight,
-                   "perceptual_weight": self.perceptual_weight, "enh_weight": self.enh_weight,
-                   "enh_adv_scale": self.enh_adv_scale, "codebook_weight": self.codebook_weight}
-        bad = {k: v for k, v in weights.items() if not (math.isfinite(v) and v >= 0.0)}
-        if bad:
-            raise ValueError(f"loss weights must be finite and >= 0, got {bad}")
+        super().__post_init__()
+        self.check_weights({"adv_weight": self.adv_weight, "adv_max": self.adv_max,
+                            "l1_weight": self.l1_weight, "mse_weight": self.mse_weight,
+                            "perceptual_weight": self.perceptual_weight,
+                            "enh_weight": self.enh_weight, "enh_adv_scale": self.enh_adv_scale,
+                            "codebook_weight": self.codebook_weight})
         if not self.depth_choices or any(d < 1 for d in self.depth_choices):
             raise ValueError(f"depth_choices {self.depth_choices} must be a non-empty list of "
                              "enhancement depths >= 1")
-        if not 0.0 <= self.hflip_p <= 1.0:
-            raise ValueError(f"hflip_p {self.hflip_p} outside [0, 1]")
-        if not self.data:
-            raise ValueError("train.data needs at least one data source")
-        if self.log_every < 1 or self.save_every < 1:
-            raise ValueError(f"log_every {self.log_every} and save_every {self.save_every} "
-                             "must be >= 1")
+        self.check_sources(self.hflip_p, self.data)
 
 
 @dataclass(frozen=True)
@@ -251,11 +220,7 @@ class ISCConfig:
 
 def load_config(path: str | Path) -> ISCConfig:
     """Read and validate a YAML config; errors name the file and the key path."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"config file {str(path)!r} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
-    return config_from_dict(data, source=str(path))
+    return config_from_dict(read_yaml(path), source=str(path))
 
 
 def model_config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> ModelConfig:
@@ -271,15 +236,4 @@ def model_config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> M
 
 def config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> ISCConfig:
     """Build a validated :class:`ISCConfig` from nested plain data (e.g. parsed YAML)."""
-    try:
-        data, params = split_data_params(data, source)
-        cfg: ISCConfig = build_config(ISCConfig, data, source)
-        if params is not None:
-            sources = tuple(replace(src, params=p) for src, p in
-                            zip(cfg.train.data, params, strict=True))
-            cfg = replace(cfg, train=replace(cfg.train, data=sources))
-        return cfg
-    except (TypeError, ValueError) as err:
-        if str(err).startswith(source):
-            raise
-        raise ValueError(f"{source}: {err}") from err
+    return typed_config(ISCConfig, data, source)

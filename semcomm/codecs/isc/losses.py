@@ -31,7 +31,7 @@ from semcomm.codecs.layers import (
     hinge_d_loss,
     hinge_g_loss,
 )
-from semcomm.codecs.sqgan.losses import LossResult
+from semcomm.codecs.learned.perceptual import LossResult
 
 __all__ = ["ISCLoss", "LossResult"]
 

@@ -42,6 +42,7 @@ from semcomm.codecs.sqgan.model import (
     labels_from_logits,
     one_hot_labels,
 )
+from semcomm.codecs.sqgan.modelfile import load_model
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
@@ -67,11 +68,3 @@ __all__ = [
     "one_hot_labels",
 ]
 
-
-def __getattr__(name: str) -> object:
-    # The trainer pulls in tqdm and the data package; import it only when asked.
-    if name == "load_model":
-        from semcomm.codecs.sqgan.train import load_model
-
-        return load_model
-    raise AttributeError(f"module 'semcomm.codecs.sqgan' has no attribute {name!r}")

@@ -38,7 +38,6 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -47,7 +46,6 @@ from semcomm.bitstream import (
     DecodedPayload,
     GridSpec,
     PayloadSpec,
-    Prior,
     TokenGrid,
     decode_payload,
     encode_packets,
@@ -55,6 +53,7 @@ from semcomm.bitstream import (
 )
 from semcomm.codecs.base import Payload, RatePoint, ReceivedPayload, Reconstruction
 from semcomm.codecs.layers import channels_last
+from semcomm.codecs.learned.priors import prior_from_counts
 from semcomm.codecs.registry import register_codec
 from semcomm.codecs.sqgan.model import (
     SQGAN,
@@ -63,6 +62,7 @@ from semcomm.codecs.sqgan.model import (
     SQGANTokens,
     analytic_bpp,
 )
+from semcomm.codecs.sqgan.modelfile import load_model
 from semcomm.data.types import NUM_CLASSES, VOID
 
 #: The shipped model file (compact config, 128 x 256 street scenes).
@@ -73,9 +73,6 @@ TRAIN_COMMAND = "semcomm train sqgan --stage all --config configs/sqgan_compact.
 #: {0.05, 0.2875, 0.525, 0.7625, 1.0} (the trainer's ``mask_fractions``) refined 8x, i.e.
 #: 0.05 + k * 0.95 / 32 for k = 0..32. Intermediate m are valid inputs (top-k masking).
 M_GRID: tuple[float, ...] = tuple(round(0.05 + k * 0.95 / 32, 10) for k in range(33))
-#: Additive pseudo-count per index when turning the checkpoint's histograms into priors
-#: (0.5 = Krichevsky-Trofimov, as ``Prior.fit``): every index stays codable.
-PRIOR_SMOOTHING = 0.5
 #: Grid names inside the payload, in transmission order (semantic first).
 GRID_S, GRID_X = "s", "x"
 
@@ -86,20 +83,6 @@ def missing_checkpoint_message(path: Path) -> str:
             "--init results/train/sqgan/img/model.pt` (after the ssm and img stages, see "
             f"docs/sqgan.md) and copy results/train/sqgan/all/model.pt to {DEFAULT_CHECKPOINT}, "
             "or pass checkpoint=<path to a model.pt>")
-
-
-def prior_from_counts(counts: Any, num_symbols: int, branch: str) -> Prior:
-    """Index histogram [K] (raw counts, zeros allowed) -> smoothed static prior.
-
-    p(k) = (count(k) + 0.5) / (N + 0.5 K), exactly what ``Prior.fit`` gives for the
-    samples behind the histogram.
-    """
-    c = torch.as_tensor(counts).detach().cpu().numpy().astype(np.float64)
-    if c.shape != (num_symbols,) or not np.all(np.isfinite(c)) or np.any(c < 0):
-        raise ValueError(f"index_counts[{branch!r}] must be [K={num_symbols}] non-negative "
-                         f"counts, got shape {c.shape}")
-    c = c + PRIOR_SMOOTHING
-    return Prior(c / c.sum())
 
 
 # ----------------------------------------------------------------- typed results
@@ -215,7 +198,6 @@ class SQGANCodec:
         if not grid or any(not 0.0 < m <= 1.0 for m in grid):
             raise ValueError(f"m_grid {list(grid)} must be a non-empty list of kept "
                              "fractions in (0, 1]")
-        from semcomm.codecs.sqgan.train import load_model  # pulls in the trainer's imports
 
         bundle = load_model(path, device)
         # Channels-last: oneDNN's faster layout for the few-channel full-resolution

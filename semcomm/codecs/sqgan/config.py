@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from semcomm.codecs.config_schema import build_config
+from semcomm.codecs.learned.config import DataSource, LoopConfig, VQKeys, read_yaml, typed_config
 from semcomm.data import CLASS_NAMES as _TRAIN_ID_NAMES
 from semcomm.data.types import NUM_CLASSES
 
@@ -33,7 +31,7 @@ PATCHES = (1, 2)
 
 
 @dataclass(frozen=True)
-class BranchConfig:
+class BranchConfig(VQKeys):
     """Architecture of one masked VQ-GAN branch (G_x or G_s).
 
     Attributes
@@ -88,9 +86,6 @@ class BranchConfig:
     spade_kernel: int = 3
     demasker_layers: int = 8
     mask_weight: float = 0.02
-    vq_decay: float = 0.99
-    vq_beta: float = 0.25
-    vq_dead_threshold: float = 0.01
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
@@ -203,7 +198,7 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(LoopConfig):
     """Optimisation, losses and data of the three training stages.
 
     Attributes (units in the names; weights are dimensionless)
@@ -237,28 +232,17 @@ class TrainConfig:
     dataset, train_count : training data (``semcomm.data.build_dataset`` at the
         model's ``image_size``).
     log_every, save_every : steps between loss-log lines / checkpoints.
+    ema_decay : EMA of the trained branch's weights, exported instead of them (0 = off).
     """
 
     steps: dict[str, int] = field(default_factory=lambda: {"ssm": 20000, "img": 20000,
                                                              "all": 5000})
-    batch_size: int = 8
-    lr: float = 1e-4
-    min_lr: float = 0.0
-    warmup_steps: int = 500
-    betas: tuple[float, float] = (0.5, 0.9)
-    disc_start: int = 0
-    disc_ndf: int = 64
-    disc_layers: int = 3
-    disc_norm: str = "batch"
     adv_weight_img: float = 0.15
     adv_max_img: float = 0.2
     adv_weight_ssm: float = 0.75
     adv_max_ssm: float = 1.0
     codebook_weight_img: float = 0.15
     codebook_weight_ssm: float = 1.0
-    perceptual: str = "segmenter"
-    perceptual_weight: float = 0.15
-    perceptual_layers: tuple[str, ...] = ("s2", "s4", "s8", "s16")
     # SQ-GAN public config (REFERENCE.md Sec. 1): lights/signs 1.0, person/rider 0.55,
     # vegetation/sky 0 (need not be reproduced exactly), everything else 0.15.
     l1_class_weights: dict[str, float] = field(default_factory=lambda: {
@@ -275,22 +259,12 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     dataset: str = "streetscenes"
     train_count: int = 2000
-    log_every: int = 10
-    save_every: int = 500
 
     def __post_init__(self) -> None:
         unknown = set(self.steps) - {"ssm", "img", "all"}
         if unknown or any(v < 0 for v in self.steps.values()):
             raise ValueError(f"train.steps {self.steps}: keys must be ssm/img/all, values >= 0")
-        if self.batch_size < 1 or self.lr <= 0.0 or self.min_lr < 0.0:
-            raise ValueError(f"batch_size {self.batch_size} must be >= 1, lr {self.lr} > 0, "
-                             f"min_lr {self.min_lr} >= 0")
-        if self.disc_start < 0 or self.warmup_steps < 0:
-            raise ValueError(f"train.disc_start {self.disc_start} and train.warmup_steps "
-                             f"{self.warmup_steps} must be >= 0")
-        if self.perceptual not in ("segmenter", "lpips", "none"):
-            raise ValueError(f"perceptual {self.perceptual!r} not in ('segmenter', 'lpips', "
-                             "'none')")
+        super().__post_init__()
         if not 0.0 <= self.blend_alpha <= 1.0:
             # Never extrapolate past the real image (the public code's 1.5 x 0.85 did).
             raise ValueError(f"blend_alpha {self.blend_alpha} outside [0, 1]")
@@ -302,9 +276,13 @@ class TrainConfig:
             if any(v < 0 for v in weights.values()):
                 raise ValueError(f"train.{name} has negative weights: {weights}")
         _check_class_names(self.blend_classes, "train.blend_classes")
-        if self.log_every < 1 or self.save_every < 1:
-            raise ValueError(f"log_every {self.log_every} and save_every {self.save_every} "
-                             "must be >= 1")
+        if self.train_count < 1:
+            raise ValueError(f"train.train_count {self.train_count} must be >= 1")
+
+    @property
+    def data(self) -> tuple[DataSource, ...]:
+        """The one training source, in the shape the other codecs' ``train.data`` has."""
+        return (DataSource(self.dataset, self.train_count),)
 
 
 @dataclass(frozen=True)
@@ -335,18 +313,9 @@ def class_weight_vector(weights: Mapping[str, float]) -> list[float]:
 
 def load_config(path: str | Path) -> SQGANConfig:
     """Read and validate a YAML config; errors name the file and the key path."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"config file {str(path)!r} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
-    return config_from_dict(data, source=str(path))
+    return config_from_dict(read_yaml(path), source=str(path))
 
 
 def config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> SQGANConfig:
     """Build a validated :class:`SQGANConfig` from nested plain data."""
-    try:
-        return build_config(SQGANConfig, data, source)
-    except (TypeError, ValueError) as err:
-        if str(err).startswith(source):
-            raise
-        raise ValueError(f"{source}: {err}") from err
+    return typed_config(SQGANConfig, data, source)

@@ -36,7 +36,7 @@ import torch
 
 from semcomm.codecs.sqgan.config import SQGANConfig, load_config
 from semcomm.codecs.sqgan.model import SQGAN
-from semcomm.codecs.sqgan.train import export_model, load_model
+from semcomm.codecs.sqgan.modelfile import export_model, load_model
 
 _ENC = re.compile(r"^(image|semantic)\.encoder\.(levels|downs)\.(\d+)\.(.*)$")
 _DEC_OUT = re.compile(r"^(image|semantic)\.decoder\.conv_out\.(weight|bias)$")

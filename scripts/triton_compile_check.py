@@ -41,21 +41,23 @@ def main() -> int:
     ok = True
     f32, i32, i64 = "*fp32", "i32", "*i64"
     demap = dict(xeq_ptr=f32, nv_ptr=f32, levels_ptr=f32, pos_ptr=i64, out_ptr=f32,
-                 num_sym=i32, n=i32, n_dec=i32, llr_max="fp32")
+                 block_ptr=i64, scr_ptr="*u8", num_sym=i32, n=i32, n_dec=i32, llr_max="fp32")
     mapch = dict(u_ptr="*u8", par_ptr="*i32", src_ptr="*i32", levels_ptr=f32, xeq_ptr=f32,
-                 nv_ptr=f32, seed_ptr=i64, block_ptr=i64, no_ptr=f32, num_sym=i32, n=i32,
-                 k=i32, par_stride=i32, block_symbols=i32)
+                 nv_ptr=f32, seed_ptr=i64, block_ptr=i64, no_ptr=f32, scr_ptr="*u8",
+                 num_sym=i32, n=i32, k=i32, par_stride=i32, block_symbols=i32)
     chan = dict(x_ptr=f32, xeq_ptr=f32, nv_ptr=f32, seed_ptr=i64, block_ptr=i64, no_ptr=f32,
                 num_sym=i32, block_symbols=i32)
     for m in (2, 4, 6, 8):
         for app in sorted({False, m > 2}):
-            consts = {"M": m, "L": 2 ** (m // 2), "APP": app, "BS": 256}
-            ok &= _compile(chain._demap_recover_kernel,
-                           {**demap, **dict.fromkeys(consts, "constexpr")}, consts)
+            for scr in (False, True):  # scrambling off / on
+                consts = {"M": m, "L": 2 ** (m // 2), "APP": app, "SCR": scr, "BS": 256}
+                ok &= _compile(chain._demap_recover_kernel,
+                               {**demap, **dict.fromkeys(consts, "constexpr")}, consts)
         for kind in range(4):
-            consts = {"M": m, "KIND": kind, "BS": 256}
-            ok &= _compile(chain._map_channel_kernel,
-                           {**mapch, **dict.fromkeys(consts, "constexpr")}, consts)
+            for scr in (False, True):
+                consts = {"M": m, "KIND": kind, "SCR": scr, "BS": 256}
+                ok &= _compile(chain._map_channel_kernel,
+                               {**mapch, **dict.fromkeys(consts, "constexpr")}, consts)
     for kind in range(4):
         consts = {"KIND": kind, "BS": 1024}
         ok &= _compile(chain._channel_kernel, {**chan, **dict.fromkeys(consts, "constexpr")},

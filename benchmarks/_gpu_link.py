@@ -74,7 +74,7 @@ def gpu_chain(device: str, esno_db: float, batch: int = 16384, batches: int = 8,
     assert k is not None
     gen = torch.Generator(device=device).manual_seed(0)
     no = torch.full((batch,), noise_variance(esno_db), device=device)
-    blocks = torch.arange(batch, device=device)
+    block_idx = torch.arange(batch, device=device)
     scr = be.scramble_sequence(Scrambler(c_init(cfg.n_rnti, cfg.n_id), be.coded_bits),
                                np.arange(batch)) if scrambled else None
     heard = torch.empty(batch, dtype=torch.bool, device=device)
@@ -86,7 +86,7 @@ def gpu_chain(device: str, esno_db: float, batch: int = 16384, batches: int = 8,
         if times is not None:
             _sync(device)
             times["draw bits"] = time.perf_counter() - t0
-        u_hat, iters = be.run_blocks(u, no, seeds, blocks, timings=times, scramble=scr,
+        u_hat, iters = be.run_blocks(u, no, seeds, block_idx, timings=times, scramble=scr,
                                      heard=heard)
         t1 = time.perf_counter()
         out = ((u_hat != u).any(dim=1) | ~heard).sum(), iters.sum()
@@ -197,6 +197,8 @@ def link_chain(cfg: LinkConfig, threads: int, blocks: int, esno_db: float
     rng = np.random.default_rng(0)
     link.transmit([rng.integers(0, 256, link.block_payload_bytes, dtype=np.uint8)], esno_db, [0])
     data = rng.integers(0, 256, blocks * link.block_payload_bytes, dtype=np.uint8)
+    if link.scrambler is not None:  # the Gold sequence for this payload length: once per Link
+        link.scrambler.covering(np.arange(blocks))
     start = time.perf_counter()
     r = link.transmit([data], esno_db, [1])[0]
     seconds = time.perf_counter() - start

@@ -404,12 +404,12 @@ def test_backend_scrambled_fused_chain_equals_the_stage_chain_and_detects_erasur
 def test_gpu_backend_harq_stages_match_the_fast_backend() -> None:
     """The Backend protocol for HARQ: encode(bits, rv) bit-exact for every rv,
     combine (index_add_ over repeated positions) equal, and decode of the combined sums
-    gives the numba decoder's decisions and iterations."""
+    gives the numba decoder's decisions and iterations (after transmissions 1 and 4)."""
     from channels.backends import FastBackend
     from channels.gpu.backend import GpuBackend
 
-    base = dict(modulation="qpsk", k=96, n=288, harq={"max_transmissions": 4,
-                                                      "combining": "ir"})
+    base = dict(modulation="qpsk", k=96, n=288, bp_iterations=8,
+                harq={"max_transmissions": 4, "combining": "ir"})
     fast = FastBackend(LinkConfig(**base))
     gpu = GpuBackend(LinkConfig(**base, decoder="gpu", device=DEV))
     rng = np.random.default_rng(9)
@@ -424,6 +424,8 @@ def test_gpu_backend_harq_stages_match_the_fast_backend() -> None:
         soft_f = fast.combine(llr, rv, None if soft_f is None else soft_f.copy())
         soft_g = gpu.combine(llr, rv, soft_g)
         np.testing.assert_allclose(soft_g, soft_f, rtol=1e-6, atol=1e-5)
+        if rv in (2, 3):  # decode after the first and the last transmission (interpreter time)
+            continue
         want, got = fast.decode(soft_f.copy(), last=False), gpu.decode(soft_g, last=False)
         np.testing.assert_array_equal(got[1], want[1])
         np.testing.assert_array_equal(got[0], want[0])

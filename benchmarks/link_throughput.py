@@ -14,11 +14,18 @@ Sections (each a function in ``SECTIONS``; add one for another chain or device):
   Sionna's chain (eager PyTorch on the CPU, ``torch.set_num_threads(T)``) with its
   default decoder (boxplus-phi, flooding) and with the fast decoder's algorithm
   (layered offset min-sum); lines ``... Sionna ...: <ratio>x``.
+* ``gpu`` (issue 23; the default section with ``--device cuda:N``):
+  ``benchmarks/_gpu_link.py``'s ``run``: the GPU chain (``decoder="gpu"``, scrambled,
+  with its stage split; unscrambled for the scrambling cost; stage by stage), the
+  decoder alone, the numba chain through ``Link`` at 1 thread and at all threads, the GPU
+  chain through ``Link``, Sionna eager and ``torch.compile``d on the GPU, and the ratios
+  (lines ``ratio gpu chain / sionna ...: <ratio>x``), at Es/N0 8 dB.
 
 Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/link_throughput.py [--threads 1 2]
         [--blocks 400] [--sionna-blocks 16] [--repeats 5] [--skip-layered]
+    python benchmarks/link_throughput.py --device cuda:0     # the GPU section, one run
 """
 
 from __future__ import annotations
@@ -107,8 +114,19 @@ def section_cpu(args: argparse.Namespace) -> None:
                   f"{threads} thread(s) each: {fast['info_mbps'] / same['info_mbps']:.1f}x")
 
 
+def section_gpu(args: argparse.Namespace) -> None:
+    """The GPU chain vs Sionna (eager, compiled) vs numba at 1 and all threads, ratios."""
+    if not args.device.startswith("cuda") or not torch.cuda.is_available():
+        print(f"gpu section: device {args.device!r} is not an available CUDA device; skipped")
+        return
+    from _gpu_link import run as run_gpu_link  # benchmarks/ is sys.path[0]
+
+    run_gpu_link(args.device, sionna_compile=not args.skip_sionna_compile)
+
+
 #: name -> section; a device-specific section (e.g. a GPU decoder) is added here.
-SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {"cpu": section_cpu}
+SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {"cpu": section_cpu,
+                                                             "gpu": section_gpu}
 
 
 def main() -> None:
@@ -122,8 +140,15 @@ def main() -> None:
                         help="thread counts, each used by both chains")
     parser.add_argument("--skip-layered", action="store_true",
                         help="skip Sionna's layered offset min-sum (very slow in eager mode)")
-    parser.add_argument("--sections", nargs="+", default=["cpu"], choices=list(SECTIONS))
+    parser.add_argument("--device", default="cpu",
+                        help="cuda:N runs the gpu section (default sections: gpu)")
+    parser.add_argument("--skip-sionna-compile", action="store_true",
+                        help="gpu section: skip Sionna's torch.compile (about a minute)")
+    parser.add_argument("--sections", nargs="+", default=None, choices=list(SECTIONS),
+                        help="default: cpu, or gpu with --device cuda:N")
     args = parser.parse_args()
+    if args.sections is None:
+        args.sections = ["gpu"] if args.device.startswith("cuda") else ["cpu"]
     if args.repeats < 5:
         parser.error(f"--repeats {args.repeats} must be >= 5 (the median needs them)")
     if any(t < 1 for t in args.threads):

@@ -57,6 +57,10 @@ def make_backend(cfg: LinkConfig) -> Backend:
     """The backend ``cfg.decoder`` names."""
     if cfg.decoder == "fast":
         return FastBackend(cfg)
+    if cfg.decoder == "gpu":
+        from channels.gpu.backend import GpuBackend  # imports triton
+
+        return GpuBackend(cfg)
     return SionnaBackend(cfg)
 
 

@@ -65,13 +65,14 @@ from channels.scrambling import N_ID_MAX, N_RNTI_MAX
 #: modulation name -> bits per complex symbol (Gray QAM of TS 38.211 5.1).
 MODULATIONS: dict[str, int] = {"qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}
 CODINGS = ("ldpc", "uncoded")
-DECODERS = ("fast", "sionna")
+DECODERS = ("fast", "sionna", "gpu")
 CHANNELS = ("awgn", "rayleigh-block", "rayleigh-fast")
 DEMAPPINGS = ("app", "maxlog")
 #: check-node rules each decoder implements.
-CN_UPDATES = {"fast": ("offset-minsum", "minsum"),
+CN_UPDATES = {"fast": ("offset-minsum", "minsum"), "gpu": ("offset-minsum", "minsum"),
               "sionna": ("offset-minsum", "minsum", "boxplus-phi", "boxplus")}
-CN_SCHEDULES = {"fast": ("layered",), "sionna": ("layered", "flooding")}
+CN_SCHEDULES = {"fast": ("layered",), "gpu": ("layered",),
+                "sionna": ("layered", "flooding")}
 
 CRC_BITS = 24  # CRC24B, TS 38.212 5.1
 K_MIN, K_MAX = 32, 8448  # one payload byte + CRC; BG1 maximum (TS 38.212 5.2.2)
@@ -137,6 +138,8 @@ class LinkConfig:
     decoder : {"fast", "sionna"}
         ``fast``: compiled layered min-sum (numba, CPU). ``sionna``: Sionna's
         ``LDPC5GDecoder`` with Sionna's mapper/demapper (eager PyTorch, cpu or cuda).
+        ``gpu``: the fast decoder's algorithm as a Triton kernel, the whole chain on
+        ``device`` (cuda; cpu runs Triton's interpreter, for tests), see channels.gpu.
     cn_update : str
         Check-node rule: "offset-minsum" (beta 0.5) or "minsum" for both decoders;
         "boxplus-phi" and "boxplus" (exact BP) with ``decoder="sionna"`` only.
@@ -150,7 +153,7 @@ class LinkConfig:
         ``rayleigh-block`` coherence length in symbols along each payload's symbol
         stream; None = one gain per code block (codeword).
     device : str
-        "cpu", "cuda" or "cuda:N" (cuda only with ``decoder="sionna"``).
+        "cpu", "cuda" or "cuda:N" (cuda only with ``decoder="sionna"`` or ``"gpu"``).
     priority : LinkConfig | dict | None
         Modulation and code of the bytes a codec marks as priority (see above); a dict
         is resolved against this config. None: every byte on the main config.
@@ -204,7 +207,7 @@ class LinkConfig:
         if not re.fullmatch(r"cpu|cuda(:\d+)?", str(self.device)):
             raise ValueError(f"device {self.device!r} not one of 'cpu', 'cuda', 'cuda:N'")
         if self.device != "cpu" and self.decoder == "fast":
-            raise ValueError(f"device {self.device!r} needs decoder='sionna'; the fast "
+            raise ValueError(f"device {self.device!r} needs decoder='sionna' or 'gpu'; the fast "
                              "decoder runs on the CPU (device='cpu')")
         if not isinstance(self.scrambling, bool):
             raise ValueError(f"scrambling {self.scrambling!r} must be true or false")

@@ -128,7 +128,8 @@ class Link:
     config : LinkConfig
     chunk_blocks : int | None
         Most code blocks per internal batch (memory vs. per-call overhead); None: 16 on
-        the CPU (``CPU_CHUNK_BLOCKS``), 1024 for the Sionna chain on a GPU.
+        the CPU (``CPU_CHUNK_BLOCKS``), 1024 for the Sionna chain on a GPU, 8192 for
+        ``decoder="gpu"``.
     num_threads : int | None
         Worker threads for ``decoder="fast"`` (None: the CPUs this process may use);
         the Sionna backend always runs on the calling thread. Results do not depend on
@@ -140,7 +141,8 @@ class Link:
         if not isinstance(config, LinkConfig):
             raise ValueError(f"config must be a LinkConfig, got {type(config).__name__}")
         if chunk_blocks is None:
-            chunk_blocks = CPU_CHUNK_BLOCKS if config.device == "cpu" else 1024
+            chunk_blocks = CPU_CHUNK_BLOCKS if config.device == "cpu" else \
+                8192 if config.decoder == "gpu" else 1024
         if isinstance(chunk_blocks, bool) or not isinstance(chunk_blocks, int) \
                 or chunk_blocks < 1:
             raise ValueError(f"chunk_blocks {chunk_blocks!r} must be a positive int")
@@ -281,6 +283,15 @@ class Link:
         """Send one batch of blocks; with HARQ, resend those whose CRC fails."""
         be = self.backend
         info = np.concatenate([rx[p].sent[j0:j1] for p, j0, j1 in pieces])
+        if hasattr(be, "transmit_blocks") and self.config.rvs == (0,):
+            # GPU chain, one transmission: scrambling, noise, erasure and CRC checks and
+            # packing on the device (HARQ takes the stage-by-stage loop below)
+            decoded, ok, iters = be.transmit_blocks(info, [
+                (noise_variance(snr_list[p]), seed_list[p], j0, j1) for p, j0, j1 in pieces],
+                self.scrambler)
+            sent = np.ones(len(ok), dtype=np.int32)
+            self._store(pieces, rx, decoded, ok, iters, sent)
+            return
         bits = np.unpackbits(info, axis=1)
         owner = np.concatenate([np.full(j1 - j0, p) for p, j0, j1 in pieces])
         block = np.concatenate([np.arange(j0, j1) for _, j0, j1 in pieces])
@@ -307,6 +318,12 @@ class Link:
             if not again.any():
                 break
             rows, soft = rows[again], soft[again]
+        self._store(pieces, rx, decoded, ok, iters, sent)
+
+    @staticmethod
+    def _store(pieces: list[tuple[int, int, int]], rx: list[_Rx], decoded: np.ndarray,
+               ok: np.ndarray, iters: np.ndarray, sent: np.ndarray) -> None:
+        """Copy a batch's per-block results into the payloads' receive records."""
         row = 0
         for p, j0, j1 in pieces:
             rows_p = slice(row, row + j1 - j0)

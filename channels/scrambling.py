@@ -133,6 +133,12 @@ class Scrambler:
             self._sequence = seq
         return seq
 
+    def covering(self, blocks: np.ndarray) -> np.ndarray:
+        """The flat sequence c(0..) [>= (max(blocks)+1) * block_bits] uint8 (read-only):
+        block ``j``'s bits are ``[j*block_bits:(j+1)*block_bits]`` (the GPU chain uploads
+        it once and indexes it in its kernels)."""
+        return self._long_enough(np.asarray(blocks, dtype=np.int64))
+
     def sequence(self, blocks: np.ndarray) -> np.ndarray:
         """[B] block indices -> [B, block_bits] uint8 scrambling bits of those blocks."""
         blocks = np.asarray(blocks, dtype=np.int64)

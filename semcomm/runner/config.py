@@ -64,9 +64,9 @@ class DatasetConfig(_Strict):
 
 
 class SegmenterConfig(_Strict):
-    """``build_segmenter(name, **params)``: bundled | ground-truth | torchscript."""
+    """``build_segmenter(name, **params)``: bundled | judge | ground-truth | torchscript."""
 
-    name: Literal["bundled", "ground-truth", "torchscript"] = "bundled"
+    name: Literal["bundled", "judge", "ground-truth", "torchscript"] = "bundled"
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -226,6 +226,12 @@ class PlotsConfig(_Strict):
     style: str = "default"
     dpi: PositiveInt = 120
     formats: list[PlotFormat] = Field(default_factory=_default_formats)
+    #: Draw each codec's separation-theorem ceiling on the quality-vs-SNR plots (see
+    #: ``semcomm.runner.plots.capacity_bound``): ``bicm`` (the link's QAM) or ``gaussian``
+    #: capacity; block Rayleigh uses the outage capacity at ``outage``.
+    capacity_bound: bool = True
+    capacity: Literal["bicm", "gaussian"] = "bicm"
+    outage: float = Field(default=0.01, gt=0.0, lt=1.0)
 
     @field_validator("labels")
     @classmethod
@@ -267,6 +273,10 @@ class Experiment(_Strict):
     description: str = ""
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     segmenter: SegmenterConfig = Field(default_factory=SegmenterConfig)
+    #: The network whose map of x_hat is scored (mIoU); None: ``segmenter`` (which is also
+    #: the perceptual loss the learned codecs were trained with). ``{name: judge}`` scores
+    #: with the independent judge (another architecture and seed, in no codec's loss).
+    judge: SegmenterConfig | None = None
     tx_semantics: Literal["segmenter", "ground-truth"] = "segmenter"
     codecs: list[CodecConfig] = Field(min_length=1)
     links: list[dict[str, Any]] = Field(default_factory=list)

@@ -13,6 +13,10 @@ Intervals: mIoU and PSNR as shaded bootstrap bands, BLER as Wilson error bars; a
 point with zero block errors cannot sit on a log axis, so it is drawn as its Wilson
 upper bound with a downward open triangle. Legends sit outside the axes. The error-free
 value of each line is a dotted level, the segmenter on the originals a black dashed one.
+With ``plots: {capacity_bound: true}`` (the default) the mIoU and PSNR panels also draw,
+thin and dash-dotted in each line's colour, its **capacity bound** (:func:`capacity_bound`):
+the codec's error-free quality at the largest rate the channel could carry at that SNR
+within the line's channel uses, by the separation theorem.
 
 How the figures look (title, axis labels, figsize per panel, matplotlib style, dpi,
 formats) comes from the experiment's ``plots:`` section (:class:`PlotsConfig`);
@@ -131,20 +135,65 @@ def _draw_bler(ax: Any, x: np.ndarray, pts: list[dict[str, Any]], colour: Any, m
         ax.plot(x[zero], hi[zero], ls="none", marker="v", mfc="none", color=colour, ms=5)
 
 
+def capacity_bound(curve: list[tuple[float, float]], esno_db: float, cu_per_pixel: float,
+                   link: Any, kind: str = "bicm", outage: float = 0.01) -> float:
+    """A codec's separation-theorem ceiling at one SNR.
+
+    The channel carries at most ``C(esno_db)`` bits per channel use
+    (:func:`channels.capacity.capacity`: ``kind`` gaussian or bicm with the link's QAM; AWGN
+    as is, fast Rayleigh ergodic, block Rayleigh at outage probability ``outage``), so an
+    image sent in ``cu_per_pixel`` channel uses per pixel can carry at most
+    ``bpp* = C cu_per_pixel``; the bound is the codec's error-free quality at ``bpp*``,
+    linearly interpolated on its error-free rate-quality ``curve`` [(bpp, quality)], held
+    at the best point above the curve's last rate, and NaN below its first (the codec has
+    no operating point that fits).
+    """
+    if not curve or not (math.isfinite(esno_db) and math.isfinite(cu_per_pixel)):
+        return math.nan
+    from channels.capacity import capacity
+
+    bits = capacity(esno_db, kind, link.channel, link.bits_per_symbol if kind == "bicm"
+                    else None, outage)
+    bpp_max = bits * cu_per_pixel
+    xs, ys = zip(*sorted(curve), strict=True)
+    if bpp_max < xs[0] * (1 - 1e-9):
+        return math.nan
+    return float(np.interp(bpp_max, xs, ys))
+
+
+def _draw_bound(ax: Any, rows: list[dict[str, Any]], codec: str, metric: str,
+                pts: list[dict[str, Any]], link: Any, cfg: PlotsConfig, colour: Any) -> None:
+    """The capacity bound of one (codec, rate) line at each of its SNR points."""
+    curve = _bound_curve(rows, codec, metric)
+    bound = np.array([capacity_bound(curve, _num(r.get("esno_db")), _num(r.get("cu_per_pixel")),
+                                     link, cfg.capacity, cfg.outage) for r in pts])
+    if np.isfinite(bound).any():
+        ax.plot([r["snr_db"] for r in pts], bound, color=colour, ls="-.", lw=0.7, alpha=0.8)
+
+
+def _bound_curve(rows: list[dict[str, Any]], codec: str, metric: str
+                 ) -> list[tuple[float, float]]:
+    """(bpp, quality) of a codec's error-free rows (bytes codecs only: analog have no bpp)."""
+    pts = [(_num(r.get("bpp")), _num(r.get(metric))) for r in rows
+           if r["kind"] == "error-free" and r["codec"] == codec]
+    return [(b, q) for b, q in pts if math.isfinite(b) and b > 0 and math.isfinite(q)]
+
+
 def snr_plot(rows: list[dict[str, Any]], metric: str, out_dir: Path, snr_label: str,
-             cfg: PlotsConfig, styles: dict[str, tuple[Any, str]]) -> list[Path]:
+             cfg: PlotsConfig, styles: dict[str, tuple[Any, str]],
+             links: dict[str, Any] | None = None) -> list[Path]:
     """``<metric>_vs_snr``: one panel per link, one line per (codec, rate)."""
     link_rows = [r for r in rows if r["kind"] == "link"]
-    links = list(dict.fromkeys(r["link"] for r in link_rows))
-    if not links:
+    panels = list(dict.fromkeys(r["link"] for r in link_rows))
+    if not panels:
         return []
     log = metric == "bler"
-    fig, axes = plt.subplots(1, len(links), figsize=(cfg.figsize[0] * len(links), cfg.figsize[1]),
+    fig, axes = plt.subplots(1, len(panels), figsize=(cfg.figsize[0] * len(panels), cfg.figsize[1]),
                              squeeze=False, sharey=True)
     ref = {(r["codec"], r["rate"]): _num(r.get(metric)) for r in rows if r["kind"] == "error-free"}
     original = [_num(r.get(metric)) for r in rows if r["kind"] == "original"]
     rate_index = _rate_index(rows)
-    for ax, link in zip(axes[0], links, strict=True):
+    for ax, link in zip(axes[0], panels, strict=True):
         for (codec, rate), pts in _curves(link_rows, link).items():
             pts.sort(key=lambda r: r["snr_db"])
             x = np.array([r["snr_db"] for r in pts], dtype=float)
@@ -163,8 +212,15 @@ def snr_plot(rows: list[dict[str, Any]], metric: str, out_dir: Path, snr_label: 
             level = ref.get(ref_key(codec, pts[0]), math.nan)
             if math.isfinite(level):
                 ax.axhline(level, color=colour, ls=":", lw=0.8)
+            if cfg.capacity_bound and (links or {}).get(link) is not None:
+                _draw_bound(ax, rows, codec, metric, pts, (links or {})[link], cfg, colour)
         if original and math.isfinite(original[0]) and not log:
             ax.axhline(original[0], color="k", ls="--", lw=0.8, label="original")
+        if cfg.capacity_bound and links and not log:
+            what = "outage" if links.get(link) is not None and \
+                links[link].channel == "rayleigh-block" else "capacity"
+            ax.plot([], [], color="0.3", ls="-.", lw=0.7,
+                    label=f"{cfg.capacity} {what} bound")
         if log:
             ax.set_yscale("log")
             ax.plot([], [], ls="none", marker="v", mfc="none", color="0.3",
@@ -258,19 +314,23 @@ def gallery_plot(run_dir: Path, rows: list[dict[str, Any]], snrs: list[float],
 
 def all_plots(run_dir: Path, rows: list[dict[str, Any]], snr_label: str,
               gallery_snrs: list[float], cfg: PlotsConfig | None = None,
-              out_dir: Path | None = None) -> list[Path]:
-    """Every figure of a run into ``out_dir`` (default ``run_dir``); returns the files."""
+              out_dir: Path | None = None, links: dict[str, Any] | None = None) -> list[Path]:
+    """Every figure of a run into ``out_dir`` (default ``run_dir``); returns the files.
+
+    ``links``: label -> ``channels.LinkConfig`` of the run's links (for the capacity bound;
+    None draws no bound).
+    """
     cfg = cfg or PlotsConfig()
     out = out_dir or run_dir
     out.mkdir(parents=True, exist_ok=True)
     styles = codec_styles(r["codec"] for r in rows)
-    links = list(dict.fromkeys(r["link"] for r in rows if r["kind"] == "link"))
+    labels = list(dict.fromkeys(r["link"] for r in rows if r["kind"] == "link"))
     with plt.style.context(cfg.style):
         paths = []
         for metric in ("miou", "psnr", "bler"):
-            paths += snr_plot(rows, metric, out, snr_label, cfg, styles)
+            paths += snr_plot(rows, metric, out, snr_label, cfg, styles, links)
         paths += bpp_plot(rows, out, cfg, styles)
-        for link in links or [None]:
+        for link in labels or [None]:
             paths += gallery_plot(run_dir, rows, gallery_snrs, link, cfg, out)
     return paths
 
@@ -315,8 +375,11 @@ def replot(run_dir: Path, cfg: PlotsConfig | None = None,
     if cfg is None:
         cfg = PlotsConfig.model_validate(config.get("plots") or {})
     snrs = _snr_values(config)
+    from semcomm.runner.config import expand_links
+
+    links = dict(expand_links(config.get("links") or []))
     return all_plots(Path(run_dir), summary["rows"], snr_axis_label(config), gallery_snrs(snrs),
-                     cfg, out_dir)
+                     cfg, out_dir, links)
 
 
 def _snr_values(config: dict[str, Any]) -> list[float]:

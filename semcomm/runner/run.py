@@ -36,7 +36,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from semcomm.runner.config import Experiment, resolve, to_yaml
+from semcomm.runner.config import Experiment, expand_links, resolve, to_yaml
 from semcomm.runner.plots import all_plots, gallery_snrs
 from semcomm.runner.store import PointStore
 from semcomm.runner.summary import summarize, write_csv
@@ -123,11 +123,13 @@ def models_used(ctx: Context) -> dict[str, Any]:
         if getattr(codec, "checkpoint", None) is not None:
             files[f"codec:{label}"] = Path(codec.checkpoint)  # type: ignore[attr-defined]
             devices[f"codec:{label}"] = str(getattr(codec, "device", "cpu"))
-    seg = ctx.segmenter
-    if getattr(seg, "path", None) is not None:
-        files["segmenter"] = Path(seg.path)  # type: ignore[attr-defined]
-    if getattr(seg, "device", None) is not None:
-        devices["segmenter"] = str(seg.device)  # type: ignore[attr-defined]
+    for role, seg in (("segmenter", ctx.segmenter), ("judge", ctx.judge)):
+        if role == "judge" and seg is ctx.segmenter:
+            continue
+        if getattr(seg, "path", None) is not None:
+            files[role] = Path(seg.path)  # type: ignore[attr-defined]
+        if getattr(seg, "device", None) is not None:
+            devices[role] = str(seg.device)  # type: ignore[attr-defined]
     m = ctx.exp.metrics
     if m.lpips is not None:
         files["lpips:backbone"] = Path(m.lpips.backbone)
@@ -239,7 +241,7 @@ def write_results(exp: Experiment, run_dir: Path, lines: list[dict[str, Any]],
     tmp.replace(run_dir / "summary.json")
     snr_label = "Es/N0 [dB]" if exp.snr is None or exp.snr.kind == "esno" else "Eb/N0 [dB]"
     all_plots(run_dir, rows, snr_label, gallery_snrs(exp.snr.values() if exp.snr else []),
-              exp.plots)
+              exp.plots, links=dict(expand_links(exp.links)))
     from semcomm.runner.report import write_report
 
     write_report(run_dir)

@@ -106,7 +106,10 @@ class Context:
         count = min(exp.max_images, len(self.dataset))
         self.samples: list[Sample] = [self.dataset[i] for i in range(count)]
         self.segmenter = build_segmenter(exp.segmenter.name, **exp.segmenter.params)
-        self.evaluator = Evaluator(exp, self.segmenter, exp.segmenter.name == "ground-truth",
+        judge = exp.judge or exp.segmenter  # scores x_hat; the segmenter gives s at the tx
+        self.judge = self.segmenter if exp.judge is None else build_segmenter(
+            judge.name, **judge.params)
+        self.evaluator = Evaluator(exp, self.judge, judge.name == "ground-truth",
                                    getattr(self.dataset, "projection", "pinhole"))
         self.codecs: dict[str, Codec] = {
             c.display: build_codec(c.name, **c.params) for c in exp.codecs}
@@ -148,8 +151,11 @@ class Context:
         if self.exp.tx_semantics == "ground-truth":
             return [s.labels for s in self.samples]
         images = [s.image for s in self.samples]
-        return list(self.evaluator.segment(images, range(len(images)),
-                                           [s.labels for s in self.samples]))
+        if self.judge is self.segmenter:  # one network: share the evaluator's cache
+            return list(self.evaluator.segment(images, range(len(images)),
+                                               [s.labels for s in self.samples]))
+        return [self.segmenter.segment_uint8(s.image[None], None if s.labels is None
+                                             else s.labels[None])[0] for s in self.samples]
 
     def esno_db(self, link: str, snr_db: float) -> float:
         from channels import esno_db_from_ebno_db

@@ -3,6 +3,7 @@
 ::
 
     seg = build_segmenter("bundled")        # our compact net, semcomm/assets/segmenter.pt
+    seg = build_segmenter("judge")          # the independent judge, semcomm/assets/judge.pt
     seg = build_segmenter("ground-truth")   # passes the dataset's labels
     seg = build_segmenter("torchscript", path="model.pt", class_map=None)
     seg.segment(images [B,3,H,W] float32 in [0,1], labels=None) -> [B,H,W] int64
@@ -12,9 +13,11 @@
 from semcomm.segmentation.scoring import confusion, iou_from_confusion
 from semcomm.segmentation.segmenters import (
     BUNDLED_PATH,
+    JUDGE_PATH,
     SEGMENTERS,
     BundledSegmenter,
     GroundTruthSegmenter,
+    JudgeSegmenter,
     Segmenter,
     TorchScriptSegmenter,
     build_segmenter,
@@ -23,9 +26,11 @@ from semcomm.segmentation.segmenters import (
 
 __all__ = [
     "BUNDLED_PATH",
+    "JUDGE_PATH",
     "SEGMENTERS",
     "BundledSegmenter",
     "GroundTruthSegmenter",
+    "JudgeSegmenter",
     "Segmenter",
     "TorchScriptSegmenter",
     "build_segmenter",

@@ -10,6 +10,10 @@ Three kinds, keyed by their YAML name in :data:`SEGMENTERS`:
 - ``ground-truth``: returns the dataset's labels (the SQ-GAN code feeds ground-truth
   maps to the transmitter the same way); needs labels.
 - ``bundled``: our compact network trained on StreetScenes (``semcomm/assets/segmenter.pt``).
+  It is also the perceptual loss every learned codec was trained with (the teacher).
+- ``judge``: the independent judge of mIoU (``semcomm/assets/judge.pt``): another
+  architecture (:class:`~semcomm.segmentation.model.JudgeNet`) and seed, trained
+  separately and never used in any codec's loss.
 - ``torchscript``: a user's scripted model (e.g. trained on Cityscapes), with a map
   from its output classes to trainIds.
 """
@@ -28,8 +32,9 @@ import torch.nn.functional as F
 from semcomm.data.types import NUM_CLASSES, VOID
 from semcomm.segmentation.model import FORMAT, JudgeNet, SegNet, SegNetConfig, build_net
 
-#: The checkpoint shipped with the package.
+#: The checkpoints shipped with the package.
 BUNDLED_PATH = Path(__file__).resolve().parent.parent / "assets" / "segmenter.pt"
+JUDGE_PATH = BUNDLED_PATH.with_name("judge.pt")
 
 
 def _check_images(images: torch.Tensor) -> None:
@@ -177,6 +182,17 @@ class BundledSegmenter(_NetworkSegmenter):
         return (scores + self.bias.view(1, -1, 1, 1)).argmax(1)
 
 
+class JudgeSegmenter(BundledSegmenter):
+    """The independent judge: :class:`BundledSegmenter` on ``semcomm/assets/judge.pt``
+    (a :class:`~semcomm.segmentation.model.JudgeNet`, ``configs/judge.yaml``)."""
+
+    name = "judge"
+
+    def __init__(self, path: str | Path | None = None, device: str = "cpu",
+                 flip: bool = False, logit_adjust: bool = True) -> None:
+        super().__init__(JUDGE_PATH if path is None else path, device, flip, logit_adjust)
+
+
 def load_bundled(
     path: str | Path, device: torch.device | str = "cpu"
 ) -> tuple[SegNet | JudgeNet, dict[str, Any], torch.Tensor]:
@@ -287,12 +303,13 @@ class TorchScriptSegmenter(_NetworkSegmenter):
 SEGMENTERS: dict[str, type[Segmenter]] = {
     GroundTruthSegmenter.name: GroundTruthSegmenter,
     BundledSegmenter.name: BundledSegmenter,
+    JudgeSegmenter.name: JudgeSegmenter,
     TorchScriptSegmenter.name: TorchScriptSegmenter,
 }
 
 
 def build_segmenter(name: str, **kwargs: Any) -> Segmenter:
-    """Build a segmenter by its YAML name ("ground-truth", "bundled", "torchscript")."""
+    """Build a segmenter by its YAML name ("ground-truth", "bundled", "judge", "torchscript")."""
     if name not in SEGMENTERS:
         raise ValueError(f"segmenter {name!r} unknown; choose one of {sorted(SEGMENTERS)}")
     try:

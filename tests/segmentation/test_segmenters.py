@@ -47,7 +47,7 @@ def _images(b: int = 3, h: int = 8, w: int = 12, seed: int = 0) -> torch.Tensor:
 
 def test_registry_builds_every_entry(tmp_path):
     model = _script(_RedLevels(19), tmp_path / "m.pt")
-    kwargs = {"ground-truth": {}, "bundled": {}, "torchscript": {"path": model}}
+    kwargs = {"ground-truth": {}, "bundled": {}, "judge": {}, "torchscript": {"path": model}}
     assert set(kwargs) == set(SEGMENTERS)
     for name, cls in SEGMENTERS.items():
         seg = build_segmenter(name, **kwargs[name])

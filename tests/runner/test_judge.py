@@ -1,0 +1,64 @@
+"""The experiment's judge: the network that scores x_hat, apart from the tx segmenter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semcomm.runner.config import load_experiment
+from semcomm.runner.run import run_experiment
+from semcomm.runner.sweep import Context
+from semcomm.segmentation import JUDGE_PATH
+
+EXP = """
+name: judged
+dataset: {{count: 2, size: [64, 128]}}
+{judge}
+codecs:
+  - {{name: jpeg, bpp: [1.0]}}
+links: [{{modulation: qpsk, code_rate: 0.5, channel: awgn}}]
+snr: {{esno_db: [10]}}
+metrics: {{bootstrap: 50}}
+"""
+
+
+def _exp(tmp_path: Path, judge: str) -> Path:
+    path = tmp_path / "judged.yaml"
+    path.write_text(EXP.format(judge=judge))
+    return path
+
+
+def _originals(run_dir: Path) -> list[dict]:
+    lines = [json.loads(t) for t in (run_dir / "points.jsonl").read_text().splitlines()]
+    return [ln for ln in lines if ln["kind"] == "original"]
+
+
+def test_ground_truth_judge_scores_originals_perfectly_but_tx_uses_the_segmenter(
+        tmp_path: Path) -> None:
+    exp = load_experiment(_exp(tmp_path, "judge: {name: ground-truth}"))
+    ctx = Context(exp, tmp_path / "ctx")
+    assert ctx.judge is not ctx.segmenter and ctx.segmenter.name == "bundled"
+    # The transmitter's map is the bundled segmenter's, not the ground truth the judge sees.
+    for s, tx in zip(ctx.samples, ctx.tx_labels, strict=True):
+        assert tx is not None
+        want = ctx.segmenter.segment_uint8(s.image[None], None)[0]
+        assert np.array_equal(tx, want) and not np.array_equal(tx, s.labels)
+    run = run_experiment(exp, tmp_path / "run", progress=False)
+    for line in _originals(run.run_dir):  # ground truth scored against itself
+        assert line["correct"] == line["labelled"] > 0
+
+
+def test_judge_is_recorded_in_the_provenance(tmp_path: Path) -> None:
+    run = run_experiment(load_experiment(_exp(tmp_path, "judge: {name: judge}")),
+                         tmp_path / "run", progress=False)
+    summary = json.loads((run.run_dir / "summary.json").read_text())
+    text = json.dumps(summary)
+    assert str(JUDGE_PATH.name) in text and '"judge"' in text
+
+
+def test_unknown_judge_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(Exception, match="judge"):
+        load_experiment(_exp(tmp_path, "judge: {name: deeplab}"))

@@ -110,6 +110,11 @@ class CodecConfig(_Strict):
                 raise ValueError(f"{v} is not a finite number")
         return values
     bandwidth_ratio: list[PositiveFloat] = Field(default_factory=list)
+    #: Link settings this codec overrides on every link of the run (e.g. its own
+    #: ``{modulation: qpsk, code_rate: 0.333}`` or ``mcs_index``): its points keep the
+    #: run's link labels and bandwidth ratios (the same channel-use budget), sent with
+    #: its own modulation and code. Scalars only.
+    link: dict[str, Any] | None = None
 
     @field_validator("name")
     @classmethod
@@ -366,7 +371,13 @@ class Experiment(_Strict):
                 raise ValueError(f"codec {c.display!r}: bandwidth_ratio needs at least one link")
         links = expand_links(self.links) if self.links else []
         for i, c in enumerate(self.codecs):
-            _check_packet_bytes(i, c, links)
+            if c.link is not None:
+                if not self.links:
+                    raise ValueError(f"@codecs[{i}].link: a link override needs links")
+                own = codec_links(self.links, c.link, i)
+                _check_packet_bytes(i, c, own)
+            else:
+                _check_packet_bytes(i, c, links)
         return self
 
     @property
@@ -375,6 +386,31 @@ class Experiment(_Strict):
 
 
 # --------------------------------------------------------------------------- links
+
+
+def codec_links(links: list[dict[str, Any]], override: dict[str, Any],
+                index: int = 0) -> list[tuple[str, Any]]:
+    """[(run link label, LinkConfig of the codec)]: each run link with ``override``
+    applied (same order and labels as :func:`expand_links` of ``links``)."""
+    where = f"@codecs[{index}].link"
+    for key, value in override.items():
+        if isinstance(value, list | dict) and key != "priority":
+            raise ValueError(f"{where}: {key}: give one value, not {value!r}")
+        if key == "name":
+            raise ValueError(f"{where}: name cannot be overridden (points keep the run's "
+                             "link labels)")
+    labels = [label for label, _ in expand_links(links)]
+    merged = [{**entry, **override} if isinstance(entry, dict) else entry for entry in links]
+    if "code_rate" in override or "mcs_index" in override or "mcs_table" in override:
+        for entry in merged:  # the override's code replaces the entry's k / n / rate
+            for key in ("k", "n", "code_rate", "mcs_table", "mcs_index"):
+                if key not in override:
+                    entry.pop(key, None)
+    try:
+        own = expand_links(merged)
+    except ValueError as err:
+        raise ValueError(f"{where}: {str(err).split(': ', 1)[-1]}") from None
+    return [(label, cfg) for label, (_, cfg) in zip(labels, own, strict=True)]
 
 
 def _check_packet_bytes(index: int, codec: CodecConfig, links: list[tuple[str, Any]]) -> None:

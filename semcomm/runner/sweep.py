@@ -40,7 +40,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from semcomm.codecs.base import Codec, Payload, RatePoint, SymbolPayload
-from semcomm.codecs.registry import build_codec
+from semcomm.codecs.registry import build_codec, codec_factory
 from semcomm.data.types import Sample
 from semcomm.pipeline import (
     DecodeCache,
@@ -51,7 +51,7 @@ from semcomm.pipeline import (
     send_symbols,
     sends_symbols,
 )
-from semcomm.runner.config import Experiment, expand_links
+from semcomm.runner.config import Experiment, codec_links, expand_links
 from semcomm.runner.measure import Evaluator, semantic_counts
 from semcomm.runner.store import PointStore
 
@@ -110,12 +110,17 @@ class Context:
                                    getattr(self.dataset, "projection", "pinhole"))
         self.link_configs = dict(expand_links(exp.links))
         self.links = {label: Link(cfg) for label, cfg in self.link_configs.items()}
+        # Codecs with their own ``link:`` settings: (codec, run link label) -> config.
+        self.own_link_configs: dict[tuple[str, str], Any] = {
+            (c.display, label): cfg for c in exp.codecs if c.link is not None
+            for label, cfg in codec_links(exp.links, c.link)}
+        self._own_links: dict[tuple[str, str], Any] = {}
         # Packet codecs are built once per packet size (``packet_bytes: auto`` follows
         # each link's code blocks); ``codecs`` holds each codec at its default geometry.
         self._built: dict[tuple[str, int | None], Codec] = {}
         self.codecs: dict[str, Codec] = {
             c.display: self.codec_for(c.display, None) for c in exp.codecs}
-        self._budgets: dict[tuple[float, str, tuple[int, int]], int] = {}
+        self._budgets: dict[tuple[float, str, tuple[int, int], str | None], int] = {}
         self.analog = self._analog_channels()
         self._check_codecs()
         self.fallback = _fallback_image(exp, self.samples)
@@ -142,7 +147,23 @@ class Context:
         if not self.link_configs:
             return None
         label = link if link is not None else next(iter(self.link_configs))
-        return auto_packet_bytes(self.link_configs[label])
+        marks = bool(getattr(codec_factory(cfg.name), "marks_priority", True))
+        return auto_packet_bytes(self.link_config_for(codec, label), marks)
+
+    def link_config_for(self, codec: str, link: str) -> Any:
+        """The LinkConfig ``codec`` is sent with on the run's link ``link`` (its own
+        ``link:`` override applied, else the run's)."""
+        return self.own_link_configs.get((codec, link), self.link_configs[link])
+
+    def link_for(self, codec: str, link: str) -> Any:
+        """The Link ``codec`` is sent over on the run's link ``link``."""
+        if (codec, link) not in self.own_link_configs:
+            return self.links[link]
+        if (codec, link) not in self._own_links:
+            from channels import Link
+
+            self._own_links[(codec, link)] = Link(self.own_link_configs[(codec, link)])
+        return self._own_links[(codec, link)]
 
     def codec_for(self, codec: str, link: str | None) -> Codec:
         """The codec instance that serves ``link`` (built once per packet size)."""
@@ -193,6 +214,9 @@ class Context:
         shapes = {s.image.shape[:2] for s in self.samples}
         for c in self.exp.codecs:
             for kind, value in c.rate_specs():
+                if c.link is not None and self.sends_symbols(c.display):
+                    raise ValueError(f"codec {c.display!r} sends complex symbols: it has no "
+                                     "modulation or code to override with link:")
                 if kind == "bpp" and self.sends_symbols(c.display):
                     raise ValueError(f"codec {c.display!r} sends complex symbols, not bits: "
                                      f"give bandwidth_ratio (or knob), not bpp {value:g}")
@@ -219,12 +243,12 @@ class Context:
         return list(self.evaluator.segment(images, range(len(images)),
                                            [s.labels for s in self.samples]))
 
-    def esno_db(self, link: str, snr_db: float) -> float:
+    def esno_db(self, link: str, snr_db: float, codec: str | None = None) -> float:
         from channels import esno_db_from_ebno_db
 
         if self.exp.snr is None or self.exp.snr.kind == "esno":
             return snr_db
-        cfg = self.link_configs[link]
+        cfg = self.link_configs[link] if codec is None else self.link_config_for(codec, link)
         return esno_db_from_ebno_db(snr_db, cfg.bits_per_symbol, float(cfg.code_rate))
 
     def resolve_rate(self, spec: RateSpec, link: str | None, shape: tuple[int, int],
@@ -244,30 +268,69 @@ class Context:
                                  f"{spec.value:g}, over the {int(spec.value * shape[0] * shape[1])}"
                                  f" channel uses of a {shape[0]}x{shape[1]} image")
             return RatePoint(knob=spec.value)
-        return RatePoint(max_bytes=self.budget_bytes(spec.value, link, shape))
+        return RatePoint(max_bytes=self.budget_bytes(spec.value, link, shape, codec))
 
-    def budget_bytes(self, ratio: float, link: str, shape: tuple[int, int]) -> int:
+    def budget_bytes(self, ratio: float, link: str, shape: tuple[int, int],
+                     codec: str | None = None) -> int:
         """The byte budget of ``ratio`` channel uses per pixel on ``link``, an integer
         computed once from the link: the most payload bytes whose code blocks fit in
         int(ratio * H * W) channel uses (no bpp round trip, so no byte lost to flooring).
+        On a link with a ``priority`` code this is the bound with every byte on the main
+        code; :meth:`encode` lowers it per payload until the priority and main blocks
+        together fit (one total budget).
         """
-        key = (ratio, link, (int(shape[0]), int(shape[1])))
+        key = (ratio, link, (int(shape[0]), int(shape[1])), codec)
         if key in self._budgets:
             return self._budgets[key]
-        if self.link_configs[link].priority is not None:
-            raise ValueError(
-                f"bandwidth_ratio {ratio:g} cannot be used with link {link!r}: it has a "
-                "priority config, so the channel uses of a payload depend on how many bytes "
-                "the codec marks as priority; give bpp or knob targets on that link")
         uses = int(ratio * shape[0] * shape[1])
-        budget = self.links[link].max_payload_bytes(uses)
+        lk = self.links[link] if codec is None else self.link_for(codec, link)
+        budget = lk.max_payload_bytes(uses)
         if budget == 0:
             raise ValueError(
                 f"bandwidth_ratio {ratio:g} gives {uses} channel uses per {shape[0]}x{shape[1]}"
-                f" image, less than one code block ({self.links[link].symbols_per_block} "
+                f" image, less than one code block ({lk.symbols_per_block} "
                 f"symbols) of link {link!r}")
         self._budgets[key] = budget
         return budget
+
+    def channel_uses(self, codec: str, link: str, payload: Payload) -> int:
+        """Channel uses of one transmission of ``payload`` on ``link``: its priority
+        bytes in blocks of the priority code (when the link has one), the rest in blocks
+        of the main code."""
+        lk = self.link_for(codec, link)
+        head = payload.priority_bytes if lk.priority_link is not None else 0
+        uses = lk.channel_uses(len(payload.data) - head)
+        if head:
+            assert lk.priority_link is not None
+            uses += lk.priority_link.channel_uses(head)
+        return int(uses)
+
+    def encode(self, enc: Encoder, codec: str, i: int, spec: RateSpec,
+               link: str | None) -> Encoded:
+        """Image ``i`` encoded at the YAML rate ``spec`` for ``link``.
+
+        A bandwidth ratio on a link with a priority code is one total budget of
+        int(ratio * H * W) channel uses: the byte budget starts with every byte on the
+        main code and drops by one main block payload until the payload's priority and
+        main blocks fit together (the codec decides how many bytes are priority)."""
+        shape = self.samples[i].image.shape[:2]
+        rate = self.resolve_rate(spec, link, shape, codec)
+        e = enc.get(codec, i, rate, link)
+        if (spec.kind != "bandwidth_ratio" or link is None or self.sends_symbols(codec)
+                or self.link_config_for(codec, link).priority is None):
+            return e
+        uses = int(spec.value * shape[0] * shape[1])
+        step = self.link_for(codec, link).block_payload_bytes
+        budget = rate.max_bytes
+        assert budget is not None
+        while self.channel_uses(codec, link, e.payload) > uses:  # type: ignore[arg-type]
+            budget -= step
+            if budget < 1:
+                raise ValueError(
+                    f"codec {codec!r}: bandwidth_ratio {spec.value:g} ({uses} channel uses) "
+                    f"on link {link!r} cannot carry its priority bytes and one main block")
+            e = enc.get(codec, i, RatePoint(max_bytes=budget), link)
+        return e
 
     def receiver(self, codec: str, shape: tuple[int, int], link: str | None = None
                  ) -> Receiver:
@@ -299,10 +362,12 @@ def packet_setting(cfg: Any, has_links: bool) -> int | str | None:
     return "auto" if has_links and takes_packet_bytes(cfg.name) else None
 
 
-def auto_packet_bytes(cfg: Any) -> int:
-    """Block payload bytes of a link config, the smaller of main and priority codes."""
+def auto_packet_bytes(cfg: Any, marks_priority: bool = True) -> int:
+    """Block payload bytes of a link config: the smaller of the main and the priority
+    code's for a codec that marks priority bytes (class attribute ``marks_priority``,
+    default True), else the main code's (all its bytes travel on it)."""
     sizes = [cfg.block_payload_bytes]
-    if cfg.priority is not None:
+    if cfg.priority is not None and marks_priority:
         sizes.append(cfg.priority.block_payload_bytes)
     return int(min(sizes))
 
@@ -441,14 +506,17 @@ def _payload_fields(ctx: Context, codec: str, enc: Encoded, link: str | None = N
                "bytes": len(p.data), "bpp": p.bpp, "priority_bytes": p.priority_bytes,
                "unreachable": enc.unreachable, "pixels": p.num_pixels}
     if spec is not None and spec.kind == "bandwidth_ratio" and link is not None:
-        out.update(budget_fields(ctx, enc, link, spec.value))
+        out.update(budget_fields(ctx, codec, enc, link, spec.value))
+    if link is not None and (codec, link) in ctx.own_link_configs:
+        out["codec_link"] = ctx.own_link_configs[(codec, link)].describe()
     extra = getattr(ctx.codecs[codec], "payload_fields", None)
     if extra is not None:
         out.update({f"x_{k}": v for k, v in extra(p).items()})
     return out
 
 
-def budget_fields(ctx: Context, enc: Encoded, link: str, ratio: float) -> dict[str, Any]:
+def budget_fields(ctx: Context, codec: str, enc: Encoded, link: str,
+                  ratio: float) -> dict[str, Any]:
     """How a payload spends the channel uses of ``ratio`` (cu/px) on ``link``.
 
     ``budget_cu`` = int(ratio * H * W) channel uses; ``budget_bytes`` the payload bytes
@@ -463,10 +531,10 @@ def budget_fields(ctx: Context, enc: Encoded, link: str, ratio: float) -> dict[s
     if isinstance(p, SymbolPayload):
         achieved, unmet, budget = p.channel_uses, p.channel_uses < budget_cu, None
     else:
-        budget = ctx.budget_bytes(ratio, link, (h, w))
-        lk = ctx.links[link]
-        achieved = lk.channel_uses(len(p.data))
-        unmet = achieved < lk.channel_uses(budget)
+        budget = enc.rate.max_bytes
+        achieved = ctx.channel_uses(codec, link, p)
+        # Unmet: one more main code block would still have fitted the budget.
+        unmet = achieved + ctx.link_for(codec, link).symbols_per_block <= budget_cu
     return {"budget_cu": budget_cu, "budget_bytes": budget, "achieved_cu": achieved,
             "achieved_cu_per_pixel": achieved / (h * w), "budget_unmet": bool(unmet)}
 
@@ -505,8 +573,8 @@ def phase_one(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm) -> None:
         ctx.evaluator.save_features(sample.image, ctx.run_dir / "features" / f"original_{i}.npy")
         lines = []
         for codec, spec, link in error_free_specs(ctx):
-            rate = ctx.resolve_rate(spec, link, sample.image.shape[:2], codec)
-            e = enc.get(codec, i, rate, link)
+            e = ctx.encode(enc, codec, i, spec, link)
+            rate = e.rate
             key = ("error-free", codec, rate.label, "none", None, i, 0)
             if key in store:
                 continue
@@ -606,7 +674,8 @@ def plan_points(ctx: Context) -> list[Point]:
     """Every (codec, rate, link, SNR) in a fixed order."""
     assert ctx.exp.snr is not None or not ctx.links
     snrs = ctx.exp.snr.values() if ctx.exp.snr is not None else []
-    return [Point(c.display, RateSpec(kind, value), link, snr, ctx.esno_db(link, snr))
+    return [Point(c.display, RateSpec(kind, value), link, snr,
+                  ctx.esno_db(link, snr, c.display))
             for c in ctx.exp.codecs for kind, value in c.rate_specs()
             for link in ctx.links for snr in snrs]
 
@@ -616,12 +685,11 @@ def _transmit_lines(ctx: Context, enc: Encoder, pt: Point,
     """Measure the (image, realisation) pairs of ``todo`` at point ``pt``."""
     encoded, seeds = [], []
     for i, r in todo:
-        rate = ctx.resolve_rate(pt.rate, pt.link, ctx.samples[i].image.shape[:2], pt.codec)
-        encoded.append(enc.get(pt.codec, i, rate, pt.link))
+        encoded.append(ctx.encode(enc, pt.codec, i, pt.rate, pt.link))
         seeds.append(transmission_seed(ctx.exp.seed, i, pt.link, pt.snr_db, r))
     if ctx.sends_symbols(pt.codec):
         return _analog_lines(ctx, pt, todo, encoded, seeds)
-    results = send(ctx.links[pt.link], encoded, pt.esno_db, seeds)
+    results = send(ctx.link_for(pt.codec, pt.link), encoded, pt.esno_db, seeds)
     recs = [ctx.receiver(pt.codec, e.payload.shape, pt.link).receive(
         res.data.tobytes(), e.payload.shape, res.lost_ranges)
         for e, res in zip(encoded, results, strict=True)]

@@ -137,3 +137,48 @@ def test_jpeg_fills_an_exact_budget() -> None:
     image = build_dataset("streetscenes", split="val", count=1, size=(H, W))[0].image
     payload = build_codec("jpeg").encode(image, None, RatePoint(max_bytes=BUDGET))
     assert 400 < len(payload.data) <= BUDGET
+
+
+def test_bandwidth_ratio_with_uep_is_one_total_budget(tmp_path: Path) -> None:
+    """SQ-GAN marks its semantic packets priority: they go on QPSK LDPC 1/3 (k = 1024),
+    the rest on 16-QAM 1/2; priority and main blocks together stay within 0.3 cu/px."""
+    links = ("links: [{modulation: 16qam, code_rate: 0.5, channel: awgn, "
+             "priority: {modulation: qpsk, code_rate: 0.333, k: 1024}}]")
+    path = _write(tmp_path, more="- {name: sqgan, bandwidth_ratio: [0.3], "
+                                 "params: {m_s_ratio: 4.0}}", links=links)
+    run = run_experiment(load_experiment(path), tmp_path / "u", progress=False)
+    lines = [x for x in _lines(run.run_dir) if x["codec"] == "sqgan"]
+    budget = int(0.3 * H * W)
+    assert lines and all(x["budget_cu"] == budget for x in lines)
+    assert all(x["achieved_cu"] <= budget for x in lines)
+    assert all(x["priority_bytes"] > 0 for x in lines)
+    sent = [x["channel_uses"] for x in lines if x["kind"] == "link"]
+    assert sent and all(s <= budget for s in sent)
+    assert all(x["achieved_cu"] == s for x, s in zip(
+        [x for x in lines if x["kind"] == "link"], sent, strict=True))
+
+
+def test_per_codec_link_override_under_the_same_budget(tmp_path: Path) -> None:
+    """jpeg-robust sends on QPSK LDPC 1/3 (k = 1024: 125 bytes per block) in the same
+    0.2 cu/px (3072 uses) and the same panel as jpeg on 16-QAM 1/2."""
+    more = ("- {name: jpeg, label: jpeg-robust, bandwidth_ratio: [0.2], "
+            "link: {modulation: qpsk, code_rate: 0.333, k: 1024}}")
+    path = _write(tmp_path, more=more)
+    run = run_experiment(load_experiment(path), tmp_path / "o", progress=False)
+    lines = [x for x in _lines(run.run_dir) if x["kind"] == "link"]
+    plain = [x for x in lines if x["codec"] == "jpeg"]
+    robust = [x for x in lines if x["codec"] == "jpeg-robust"]
+    assert plain and robust and {x["link"] for x in robust} == {x["link"] for x in plain}
+    assert {x["budget_bytes"] for x in plain} == {BUDGET}
+    from channels import Link, LinkConfig
+
+    own = Link(LinkConfig(modulation="qpsk", code_rate=0.333, k=1024, channel="awgn"))
+    assert {x["budget_bytes"] for x in robust} == {own.max_payload_bytes(3072)} != {BUDGET}
+    assert all(x["codec_link"].startswith("qpsk-ldpc0.333") for x in robust)
+    # JPEG cannot get down to 125 bytes at 96 x 160: flagged, never hidden.
+    assert all(x["unreachable"] for x in robust)
+    assert all("codec_link" not in x for x in plain)
+    bad = path.read_text().replace("k: 1024}}", "k: 1024, modulation: 8psk}}")
+    path.write_text(bad.replace("modulation: qpsk, ", ""))
+    with pytest.raises(ConfigError, match=r"codecs\[1\]\.link"):
+        load_experiment(path)

@@ -190,6 +190,7 @@ class AMVQCodec:
 
     name = "amvq"
     conceals_losses = True  # the decoder fills what the link lost (semcomm.pipeline)
+    marks_priority = False  # no priority bytes: packets follow the main code's blocks
 
     def __init__(self, checkpoint: str | Path | None = None, packet_bytes: int | None = None,
                  device: str | torch.device = "cpu", float_bits: int | None = None,

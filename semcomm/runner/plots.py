@@ -179,7 +179,8 @@ def snr_plot(rows: list[dict[str, Any]], metric: str, out_dir: Path, snr_label: 
 
 def curve_label(codec: str, rate: str, pts: list[dict[str, Any]]) -> str:
     """Legend entry of a curve; a bandwidth ratio shows the cu/px actually sent (mean
-    over the curve's points) and says when the codec left its budget unspent."""
+    over the curve's points) and says when the codec left its budget unspent or could
+    not get under it."""
     if not rate.startswith("cu/px"):
         return f"{codec} {rate}"
     cu = [_num(r.get("cu_per_pixel")) for r in pts]
@@ -187,7 +188,10 @@ def curve_label(codec: str, rate: str, pts: list[dict[str, Any]]) -> str:
     if not cu:
         return f"{codec} {rate}"
     unmet = any(_num(r.get("budget_unmet")) > 0 for r in pts)
-    tail = f" of {rate.split('=', 1)[1]}, budget unmet" if unmet else ""
+    over = any(_num(r.get("budget_exceeded")) > 0 for r in pts)
+    budget = rate.split("=", 1)[1]
+    tail = (f" of {budget}, over budget" if over else
+            f" of {budget}, budget unmet" if unmet else "")
     return f"{codec} cu/px={float(np.mean(cu)):.3g}{tail}"
 
 

@@ -122,7 +122,8 @@ def miou_tables(rows: list[dict[str, Any]]) -> str:
         for (codec, rate), pts in curves.items():
             any_pt = next(iter(pts.values()))
             ef = error_free.get(ref_key(codec, any_pt), {})
-            unmet = " (budget unmet)" if (any_pt.get("budget_unmet") or 0) > 0 else ""
+            unmet = (" (over budget)" if (any_pt.get("budget_exceeded") or 0) > 0 else
+                     " (budget unmet)" if (any_pt.get("budget_unmet") or 0) > 0 else "")
             body.append([codec, rate, _fmt(any_pt.get("bpp"), 3),
                          _fmt(any_pt.get("cu_per_pixel"), 3) + unmet, _fmt(ef.get("miou"), 3),
                          *(_fmt(pts[s].get("miou"), 3) if s in pts else "" for s in snrs)])

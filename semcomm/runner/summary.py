@@ -13,8 +13,9 @@ Row statistics (see docs/experiments.md):
 * ``outage``    share of transmissions with any CRC-failed block, Wilson interval.
 * ``bpp``, ``channel_uses``, ``cu_per_pixel``: means of what was actually sent (first
   transmission of every code block).
-* ``budget_bytes``, ``budget_unmet`` (bandwidth ratios): the byte budget of the link
-  (mean over images) and how many payloads left a whole code block of it unused; the
+* ``budget_bytes``, ``budget_unmet``, ``budget_exceeded`` (bandwidth ratios): the byte
+  budget of the link (mean over images), how many payloads left a whole code block of it
+  unused, and how many needed more channel uses than it (unreachable); the
   ``cu_per_pixel`` of such a row is what was achieved, error-free rows included.
 * ``transmissions``: mean over payloads of the transmissions a payload needed (HARQ; its
   slowest block); ``effective_channel_uses``: mean channel uses with every
@@ -47,7 +48,8 @@ COLUMNS = [
     "lpips", "lpips_lo", "lpips_hi", "fid",
     "ber", "bler", "bler_lo", "bler_hi", "outage", "outage_lo", "outage_hi", "undetected",
     "target_bpp", "bpp", "knob", "unreachable", "channel_uses", "cu_per_pixel",
-    "transmissions", "effective_channel_uses", "budget_bytes", "budget_unmet", "ok",
+    "transmissions", "effective_channel_uses", "budget_bytes", "budget_unmet",
+    "budget_exceeded", "ok",
     "concealed", "failed",
 ]
 
@@ -132,7 +134,9 @@ def _budget(rows: list[dict[str, Any]]) -> dict[str, Any]:
     spent = [r for r in rows if "budget_unmet" in r]
     if not spent:
         return {}
-    out: dict[str, Any] = {"budget_unmet": sum(bool(r["budget_unmet"]) for r in spent)}
+    out: dict[str, Any] = {"budget_unmet": sum(bool(r["budget_unmet"]) for r in spent),
+                           "budget_exceeded": sum(bool(r.get("budget_exceeded"))
+                                                  for r in spent)}
     budgets = [r["budget_bytes"] for r in spent if r.get("budget_bytes") is not None]
     out["budget_bytes"] = float(np.mean(budgets)) if budgets else None
     if rows[0]["kind"] == "error-free":  # no link lines: cu/px from the code blocks

@@ -523,7 +523,9 @@ def budget_fields(ctx: Context, codec: str, enc: Encoded, link: str,
     whose code blocks fit them; ``achieved_cu`` what the payload occupies (its code
     blocks, or its symbols for an analog codec). ``budget_unmet`` is True when the
     codec leaves a whole code block (one packet with ``packet_bytes: auto``) of the
-    budget unused, or, analog, sends fewer symbols than the budget.
+    budget unused, or, analog, sends fewer symbols than the budget;
+    ``budget_exceeded`` when even the codec's cheapest setting needs more channel uses
+    than the budget (its line is also ``unreachable``).
     """
     p = enc.payload
     h, w = p.shape
@@ -536,7 +538,8 @@ def budget_fields(ctx: Context, codec: str, enc: Encoded, link: str,
         # Unmet: one more main code block would still have fitted the budget.
         unmet = achieved + ctx.link_for(codec, link).symbols_per_block <= budget_cu
     return {"budget_cu": budget_cu, "budget_bytes": budget, "achieved_cu": achieved,
-            "achieved_cu_per_pixel": achieved / (h * w), "budget_unmet": bool(unmet)}
+            "achieved_cu_per_pixel": achieved / (h * w), "budget_unmet": bool(unmet),
+            "budget_exceeded": achieved > budget_cu}
 
 
 def _quality_fields(ctx: Context, i: int, x_hat: np.ndarray, s_hat: np.ndarray,

@@ -176,7 +176,8 @@ def test_per_codec_link_override_under_the_same_budget(tmp_path: Path) -> None:
     assert {x["budget_bytes"] for x in robust} == {own.max_payload_bytes(3072)} != {BUDGET}
     assert all(x["codec_link"].startswith("qpsk-ldpc0.333") for x in robust)
     # JPEG cannot get down to 125 bytes at 96 x 160: flagged, never hidden.
-    assert all(x["unreachable"] for x in robust)
+    assert all(x["unreachable"] and x["budget_exceeded"] for x in robust)
+    assert not any(x["budget_exceeded"] for x in plain)
     assert all("codec_link" not in x for x in plain)
     bad = path.read_text().replace("k: 1024}}", "k: 1024, modulation: 8psk}}")
     path.write_text(bad.replace("modulation: qpsk, ", ""))

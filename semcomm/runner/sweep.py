@@ -311,8 +311,9 @@ class Context:
 
         A bandwidth ratio on a link with a priority code is one total budget of
         int(ratio * H * W) channel uses: the byte budget starts with every byte on the
-        main code and drops by one main block payload until the payload's priority and
-        main blocks fit together (the codec decides how many bytes are priority)."""
+        main code and drops by one block payload (the smaller of the two codes') until the
+        payload's priority and main blocks fit together (the codec decides how many
+        bytes are priority); a payload that never fits is kept, ``budget_exceeded``."""
         shape = self.samples[i].image.shape[:2]
         rate = self.resolve_rate(spec, link, shape, codec)
         e = enc.get(codec, i, rate, link)
@@ -320,15 +321,14 @@ class Context:
                 or self.link_config_for(codec, link).priority is None):
             return e
         uses = int(spec.value * shape[0] * shape[1])
-        step = self.link_for(codec, link).block_payload_bytes
+        lk = self.link_for(codec, link)
+        step = min(lk.block_payload_bytes, lk.priority_link.block_payload_bytes)
         budget = rate.max_bytes
         assert budget is not None
-        while self.channel_uses(codec, link, e.payload) > uses:  # type: ignore[arg-type]
+        # Over even at the smallest budget: the line is kept, flagged budget_exceeded.
+        while (self.channel_uses(codec, link, e.payload) > uses  # type: ignore[arg-type]
+               and budget > step):
             budget -= step
-            if budget < 1:
-                raise ValueError(
-                    f"codec {codec!r}: bandwidth_ratio {spec.value:g} ({uses} channel uses) "
-                    f"on link {link!r} cannot carry its priority bytes and one main block")
             e = enc.get(codec, i, RatePoint(max_bytes=budget), link)
         return e
 
@@ -600,7 +600,17 @@ def phase_one(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm) -> None:
 
 def warn_unmet(ctx: Context, codec: str, spec: RateSpec, link: str | None,
                line: dict[str, Any]) -> None:
-    """Warn (once per codec, rate and link) when a codec leaves its budget unspent."""
+    """Warn (once per codec, rate and link) when a codec leaves its budget unspent, or
+    (not already warned as an unreachable target) cannot get under it."""
+    if line.get("budget_exceeded") and not line.get("unreachable"):
+        key = (codec, f"exceeded {spec.label}", link)
+        if key not in ctx.unmet_warned:
+            ctx.unmet_warned.add(key)
+            warnings.warn(f"codec {codec!r} at {spec.label} on link {link!r}: budget_exceeded,"
+                          f" it needs {line['achieved_cu']} of the {line['budget_cu']} channel "
+                          f"uses for image {line['image']} even at its smallest budget",
+                          stacklevel=2)
+        return
     if not line.get("budget_unmet"):
         return
     key = (codec, spec.label, link)

@@ -113,7 +113,7 @@ class Transmitter:
             return Encoded(payload=payload, rate=rate, unreachable=False)
         if len(payload.data) == 0:
             raise ValueError(f"codec {self.codec.name!r} produced an empty payload at {rate.label}")
-        unreachable = rate.bpp is not None and payload.bpp > rate.bpp + 1e-12
+        unreachable = rate.unreachable(len(payload.data), payload.num_pixels)
         return Encoded(payload=payload, rate=rate, unreachable=unreachable)
 
 

@@ -19,6 +19,7 @@ Analog codecs (class attribute ``payload_kind = "symbols"``, e.g. DeepJSCC) enco
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -30,24 +31,55 @@ class RatePoint:
     """One operating point of a codec.
 
     Exactly one of ``bpp`` (target bits per pixel, reached by the codec's own rate
-    control) and ``knob`` (the codec's native parameter, e.g. JPEG quality, SQ-GAN kept
-    fraction m, AM-VQ tau) is set. ``label`` names the point in result files.
+    control), ``max_bytes`` (an exact byte budget, e.g. what a link carries in a given
+    number of channel uses: no bpp round trip, so no byte lost to flooring) and ``knob``
+    (the codec's native parameter, e.g. JPEG quality, SQ-GAN kept fraction m, AM-VQ
+    tau) is set. ``label`` names the point in result files.
     """
 
     bpp: float | None = None
     knob: float | None = None
+    max_bytes: int | None = None
 
     def __post_init__(self) -> None:
-        if (self.bpp is None) == (self.knob is None):
+        given = sum(v is not None for v in (self.bpp, self.knob, self.max_bytes))
+        if given != 1:
             raise ValueError(
-                f"RatePoint needs exactly one of bpp or knob, got bpp={self.bpp}, knob={self.knob}"
+                f"RatePoint needs exactly one of bpp, knob or max_bytes, got bpp={self.bpp}, "
+                f"knob={self.knob}, max_bytes={self.max_bytes}"
             )
         if self.bpp is not None and not (0.0 < self.bpp <= 24.0):
             raise ValueError(f"target bpp {self.bpp} outside (0, 24]")
+        if self.max_bytes is not None and (isinstance(self.max_bytes, bool) or not isinstance(
+                self.max_bytes, int) or self.max_bytes < 1):
+            raise ValueError(f"max_bytes {self.max_bytes!r} must be an int >= 1")
 
     @property
     def label(self) -> str:
+        if self.max_bytes is not None:
+            return f"bytes={self.max_bytes}"
         return f"bpp={self.bpp:g}" if self.bpp is not None else f"knob={self.knob:g}"
+
+    def byte_budget(self, num_pixels: int) -> int:
+        """Bytes a payload of ``num_pixels`` pixels may have: ``max_bytes``, or
+        floor(bpp * num_pixels / 8). ValueError for a knob point (no budget)."""
+        if self.max_bytes is not None:
+            return self.max_bytes
+        if self.bpp is None:
+            raise ValueError(f"rate point {self.label} has no byte budget (it is a knob)")
+        return int(math.floor(self.bpp * num_pixels / 8.0))
+
+    def target_bpp(self, num_pixels: int) -> float | None:
+        """The bpp the budget stands for (None for a knob point)."""
+        if self.max_bytes is not None:
+            return 8.0 * self.max_bytes / num_pixels
+        return self.bpp
+
+    def unreachable(self, num_bytes: int, num_pixels: int) -> bool:
+        """True when a payload of ``num_bytes`` exceeds this point's budget."""
+        if self.knob is not None:
+            return False
+        return num_bytes > self.byte_budget(num_pixels)
 
 
 @dataclass(frozen=True)

@@ -54,9 +54,32 @@ class DatasetConfig(_Strict):
     #: "equirectangular": 360-degree panoramas (streetscenes only; size H x 2H); adds
     #: VPSNR, VSSIM and WS-PSNR to the image metrics.
     projection: Literal["pinhole", "equirectangular"] = "pinhole"
+    #: imagefolder only: how images reach ``size`` (stretch | crop | pad | none).
+    resize: Literal["stretch", "crop", "pad", "none"] | None = None
+    #: What mIoU is scored against: "labels" (ground truth) or "original-segmentation"
+    #: (the evaluating segmenter's map of the original image, a pseudo ground truth).
+    #: Default: labels, or original-segmentation for an (unlabelled) imagefolder.
+    reference: Literal["labels", "original-segmentation"] | None = None
+
+    @property
+    def resolved_reference(self) -> str:
+        if self.reference is not None:
+            return self.reference
+        return "original-segmentation" if self.name == "imagefolder" else "labels"
 
     @model_validator(mode="after")
     def _projection(self) -> DatasetConfig:
+        if self.resize is not None and self.name != "imagefolder":
+            raise ValueError(f"resize {self.resize!r} is only for dataset 'imagefolder' "
+                             f"({self.name!r} images are generated or cut at size)")
+        if self.resize == "none" and self.size is not None:
+            raise ValueError(f"resize 'none' keeps each image's own size: give size: null, "
+                             f"not {list(self.size)}")
+        if self.name == "imagefolder" and self.reference == "labels":
+            raise ValueError("reference 'labels' needs labelled images; an imagefolder has "
+                             "none: give reference: original-segmentation")
+        if self.name == "imagefolder" and self.root is None:
+            raise ValueError("dataset 'imagefolder' needs root: the folder of your images")
         if self.projection != "pinhole" and self.name != "streetscenes":
             raise ValueError(f"projection {self.projection!r} is only available for "
                              f"dataset 'streetscenes', not {self.name!r}")
@@ -78,7 +101,20 @@ class CodecConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     bpp: list[PositiveFloat] = Field(default_factory=list)
     knob: list[float] = Field(default_factory=list)
+
+    @field_validator("knob", "bandwidth_ratio")
+    @classmethod
+    def _finite(cls, values: list[float]) -> list[float]:
+        for v in values:
+            if not math.isfinite(v):
+                raise ValueError(f"{v} is not a finite number")
+        return values
     bandwidth_ratio: list[PositiveFloat] = Field(default_factory=list)
+    #: Link settings this codec overrides on every link of the run (e.g. its own
+    #: ``{modulation: qpsk, code_rate: 0.333}`` or ``mcs_index``): its points keep the
+    #: run's link labels and bandwidth ratios (the same channel-use budget), sent with
+    #: its own modulation and code. Scalars only.
+    link: dict[str, Any] | None = None
 
     @field_validator("name")
     @classmethod
@@ -94,6 +130,29 @@ class CodecConfig(_Strict):
         for v in values:
             RatePoint(bpp=v)  # ValueError outside (0, 24]
         return values
+
+    @model_validator(mode="after")
+    def _param_names(self) -> CodecConfig:
+        """Every ``params`` key must be a constructor argument of the codec."""
+        import inspect
+
+        from semcomm.codecs.registry import codec_factory
+
+        try:
+            sig = inspect.signature(codec_factory(self.name))
+        except (TypeError, ValueError):
+            return self
+        if any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
+            return self
+        valid = [n for n, p in sig.parameters.items()
+                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        for key in self.params:
+            if key not in valid:
+                near = difflib.get_close_matches(str(key), valid, n=1)
+                hint = f"did you mean {near[0]!r}? " if near else ""
+                raise ValueError(f"codec {self.name!r} has no parameter {key!r}; {hint}"
+                                 f"valid: {', '.join(valid) or 'none'}")
+        return self
 
     @model_validator(mode="after")
     def _has_rates(self) -> CodecConfig:
@@ -120,6 +179,9 @@ class RangeConfig(_Strict):
     step: PositiveFloat
 
     def values(self) -> list[float]:
+        if not all(math.isfinite(v) for v in (self.start, self.stop, self.step)):
+            raise ValueError(f"SNR range {self.start}..{self.stop} step {self.step} must be "
+                             "finite")
         if self.stop < self.start:
             raise ValueError(f"stop {self.stop} < start {self.start}")
         count = int(math.floor((self.stop - self.start) / self.step + 1e-9)) + 1
@@ -139,6 +201,9 @@ class SnrConfig(_Strict):
         if (self.esno_db is None) == (self.ebno_db is None):
             raise ValueError("give exactly one of esno_db and ebno_db")
         values = self.values()
+        bad = [v for v in values if not math.isfinite(v)]
+        if bad:
+            raise ValueError(f"SNR {bad[0]} is not a finite number of dB")
         if not values or len(set(values)) != len(values):
             raise ValueError(f"SNR list {values} must be non-empty without duplicates")
         return self
@@ -302,11 +367,27 @@ class Experiment(_Strict):
         dup = sorted({x for x in labels if labels.count(x) > 1})
         if dup:
             raise ValueError(f"codec labels {dup} repeat; give each entry a distinct 'label'")
+        if self.dataset.name == "imagefolder":
+            if self.tx_semantics == "ground-truth":
+                raise ValueError("tx_semantics 'ground-truth' needs labelled images; an "
+                                 "imagefolder has none: use tx_semantics: segmenter")
+            if self.segmenter.name == "ground-truth":
+                raise ValueError("segmenter 'ground-truth' needs labelled images; an "
+                                 "imagefolder has none: use the bundled or a torchscript one")
         if self.links and self.snr is None:
             raise ValueError("links are given but snr is missing (esno_db or ebno_db)")
         for c in self.codecs:
             if c.bandwidth_ratio and not self.links:
                 raise ValueError(f"codec {c.display!r}: bandwidth_ratio needs at least one link")
+        links = expand_links(self.links) if self.links else []
+        for i, c in enumerate(self.codecs):
+            if c.link is not None:
+                if not self.links:
+                    raise ValueError(f"@codecs[{i}].link: a link override needs links")
+                own = codec_links(self.links, c.link, i)
+                _check_packet_bytes(i, c, own)
+            else:
+                _check_packet_bytes(i, c, links)
         return self
 
     @property
@@ -315,6 +396,53 @@ class Experiment(_Strict):
 
 
 # --------------------------------------------------------------------------- links
+
+
+def codec_links(links: list[dict[str, Any]], override: dict[str, Any],
+                index: int = 0) -> list[tuple[str, Any]]:
+    """[(run link label, LinkConfig of the codec)]: each run link with ``override``
+    applied (same order and labels as :func:`expand_links` of ``links``)."""
+    where = f"@codecs[{index}].link"
+    for key, value in override.items():
+        if isinstance(value, list | dict) and key != "priority":
+            raise ValueError(f"{where}: {key}: give one value, not {value!r}")
+        if key == "name":
+            raise ValueError(f"{where}: name cannot be overridden (points keep the run's "
+                             "link labels)")
+    labels = [label for label, _ in expand_links(links)]
+    merged = [{**entry, **override} if isinstance(entry, dict) else entry for entry in links]
+    if "code_rate" in override or "mcs_index" in override or "mcs_table" in override:
+        for entry in merged:  # the override's code replaces the entry's k / n / rate
+            for key in ("k", "n", "code_rate", "mcs_table", "mcs_index"):
+                if key not in override:
+                    entry.pop(key, None)
+    try:
+        own = expand_links(merged)
+    except ValueError as err:
+        raise ValueError(f"{where}: {str(err).split(': ', 1)[-1]}") from None
+    return [(label, cfg) for label, (_, cfg) in zip(labels, own, strict=True)]
+
+
+def _check_packet_bytes(index: int, codec: CodecConfig, links: list[tuple[str, Any]]) -> None:
+    """``packet_bytes`` of a codec entry: "auto" (the default on a link), null (one
+    packet) or an int that fits one code block of every link (main and priority code)."""
+    if "packet_bytes" not in codec.params:
+        return
+    value = codec.params["packet_bytes"]
+    where = f"@codecs[{index}].params.packet_bytes"
+    if value is None or value == "auto":
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{where}: {value!r} must be 'auto' (the link's block payload), "
+                         "null (one packet) or a positive int")
+    for label, cfg in links:
+        blocks = [cfg.block_payload_bytes] + (
+            [cfg.priority.block_payload_bytes] if cfg.priority is not None else [])
+        if value > min(blocks):
+            raise ValueError(
+                f"{where}: {value} bytes do not fit one code block of link {label!r} "
+                f"({min(blocks)} payload bytes, (k - 24) / 8); give 'auto' or at most "
+                f"{min(blocks)}")
 
 
 def _link_label(cfg: Any) -> str:
@@ -371,9 +499,16 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not an experiment YAML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (binary content); give an experiment "
+                          "YAML file") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror or err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
     if data is None:
@@ -478,10 +613,22 @@ def load_experiment(path: str | Path) -> Experiment:
     merged: dict[str, Any] = {}
     for _, data in layers:
         merged = _deep_merge(merged, data)
+        _child_snr_wins(merged, data)
     try:
         return Experiment.model_validate(merged)
     except ValidationError as err:
         raise ConfigError(_format_error(err, layers)) from None
+
+
+def _child_snr_wins(merged: dict[str, Any], layer: dict[str, Any]) -> None:
+    """A file that gives ``snr.ebno_db`` drops the ``esno_db`` it extends (and vice
+    versa): the two are alternatives, so the child's choice replaces the base's."""
+    snr = layer.get("snr")
+    if not isinstance(snr, dict) or not isinstance(merged.get("snr"), dict):
+        return
+    for mine, other in (("ebno_db", "esno_db"), ("esno_db", "ebno_db")):
+        if mine in snr and other not in snr:
+            merged["snr"].pop(other, None)
 
 
 def to_yaml(exp: Experiment) -> str:

@@ -200,11 +200,11 @@ def snr_plot(rows: list[dict[str, Any]], metric: str, out_dir: Path, snr_label: 
             colour, marker = styles[codec]
             ls = _RATE_STYLES[rate_index[(codec, rate)] % len(_RATE_STYLES)]
             if log:
-                _draw_bler(ax, x, pts, colour, marker, ls, f"{codec} {rate}")
+                _draw_bler(ax, x, pts, colour, marker, ls, curve_label(codec, rate, pts))
                 continue
             y = np.array([_num(r.get(metric)) for r in pts])
             ax.plot(x, y, color=colour, marker=marker, ms=3.5, ls=ls, lw=1.2,
-                    label=f"{codec} {rate}")
+                    label=curve_label(codec, rate, pts))
             lo = np.array([_num(r.get(f"{metric}_lo")) for r in pts])
             hi = np.array([_num(r.get(f"{metric}_hi")) for r in pts])
             if np.isfinite(lo).any():
@@ -233,10 +233,30 @@ def snr_plot(rows: list[dict[str, Any]], metric: str, out_dir: Path, snr_label: 
     return _save(fig, out_dir, f"{metric}_vs_snr", cfg)
 
 
+def curve_label(codec: str, rate: str, pts: list[dict[str, Any]]) -> str:
+    """Legend entry of a curve; a bandwidth ratio shows the cu/px actually sent (mean
+    over the curve's points) and says when the codec left its budget unspent or could
+    not get under it."""
+    if not rate.startswith("cu/px"):
+        return f"{codec} {rate}"
+    cu = [_num(r.get("cu_per_pixel")) for r in pts]
+    cu = [c for c in cu if math.isfinite(c)]
+    if not cu:
+        return f"{codec} {rate}"
+    unmet = any(_num(r.get("budget_unmet")) > 0 for r in pts)
+    over = any(_num(r.get("budget_exceeded")) > 0 for r in pts)
+    budget = rate.split("=", 1)[1]
+    tail = (f" of {budget}, over budget" if over else
+            f" of {budget}, budget unmet" if unmet else "")
+    return f"{codec} cu/px={float(np.mean(cu)):.3g}{tail}"
+
+
 def ref_key(codec: str, row: dict[str, Any]) -> tuple[str, str]:
-    # Error-free rows of a bandwidth ratio are labelled by their resolved bpp target.
+    # Error-free rows of a bandwidth ratio are labelled by their byte budget.
     rate = row["rate"]
-    if rate.startswith("cu/px") and row.get("target_bpp") not in (None, ""):
+    if rate.startswith("cu/px") and row.get("budget_bytes") not in (None, ""):
+        rate = f"bytes={round(float(row['budget_bytes']))}"
+    elif rate.startswith("cu/px") and row.get("target_bpp") not in (None, ""):
         rate = f"bpp={float(row['target_bpp']):g}"
     elif rate.startswith("cu/px") and row.get("knob") not in (None, ""):
         rate = f"knob={float(row['knob']):g}"  # analog codecs: the ratio is their knob

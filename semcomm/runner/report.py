@@ -98,6 +98,14 @@ def rows_table(rows: list[dict[str, Any]]) -> str:
     return _table([h for _, h in TABLE_COLUMNS], body, text_cols=4)
 
 
+def _reference_note(summary: dict[str, Any]) -> str:
+    if summary.get("miou_reference") != "original-segmentation":
+        return ""
+    return ("<p>mIoU is scored against the evaluating segmenter's map of each original "
+            "image (<code>reference: original-segmentation</code>, a pseudo ground truth: "
+            "the images have no labels), so the originals score 1.</p>")
+
+
 def miou_tables(rows: list[dict[str, Any]]) -> str:
     """Per link: one row per (codec, rate) with bpp, error-free mIoU and mIoU per SNR."""
     error_free = {(r["codec"], r["rate"]): r for r in rows if r["kind"] == "error-free"}
@@ -108,12 +116,16 @@ def miou_tables(rows: list[dict[str, Any]]) -> str:
     parts = []
     for link, curves in by_link.items():
         snrs = sorted({s for pts in curves.values() for s in pts})
-        header = ["codec", "rate", "bpp", "error-free", *(f"{s:g} dB" for s in snrs)]
+        header = ["codec", "rate", "bpp", "cu/px sent", "error-free",
+                  *(f"{s:g} dB" for s in snrs)]
         body = []
         for (codec, rate), pts in curves.items():
             any_pt = next(iter(pts.values()))
             ef = error_free.get(ref_key(codec, any_pt), {})
-            body.append([codec, rate, _fmt(any_pt.get("bpp"), 3), _fmt(ef.get("miou"), 3),
+            unmet = (" (over budget)" if (any_pt.get("budget_exceeded") or 0) > 0 else
+                     " (budget unmet)" if (any_pt.get("budget_unmet") or 0) > 0 else "")
+            body.append([codec, rate, _fmt(any_pt.get("bpp"), 3),
+                         _fmt(any_pt.get("cu_per_pixel"), 3) + unmet, _fmt(ef.get("miou"), 3),
                          *(_fmt(pts[s].get("miou"), 3) if s in pts else "" for s in snrs)])
         parts.append(f"<h3>{html.escape(link)}</h3>" + _table(header, body, text_cols=2))
     if not parts:  # error-free runs: one table of the rate points
@@ -131,6 +143,7 @@ def provenance_table(summary: dict[str, Any]) -> str:
     facts = [("experiment", summary.get("experiment")), ("created", summary.get("created")),
              ("wall time [s]", summary.get("wall_s")), ("workers", summary.get("workers")),
              ("measurements", summary.get("measurements")),
+             ("mIoU reference", summary.get("miou_reference", "labels")),
              ("schema version", summary.get("schema_version"))]
     facts += [(k, prov.get(k)) for k in ("git_commit", "git_dirty", "seed", "device",
                                          "python", "platform", "torch_threads")]
@@ -180,7 +193,7 @@ def render(run_dir: Path, summary: dict[str, Any], title: str | None = None) -> 
     description = config.get("description") or ""
     sections = [
         ("curves", "Curves", "".join(curves) or '<p class="muted">no figures</p>'),
-        ("tables", "mIoU tables", miou_tables(rows)),
+        ("tables", "mIoU tables", _reference_note(summary) + miou_tables(rows)),
         ("gallery", "Gallery", "".join(gallery) or '<p class="muted">no gallery images</p>'),
         ("rows", "All summary rows", rows_table(rows)),
         ("provenance", "Provenance", provenance_table(summary)),

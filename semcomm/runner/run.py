@@ -80,6 +80,19 @@ def new_run_dir(out_root: Path, name: str) -> Path:
     return run_dir
 
 
+def check_writable(out_root: Path) -> None:
+    """SetupError unless a run folder can be made under ``out_root`` (nothing is made)."""
+    probe = out_root
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise SetupError(f"--out {str(out_root)!r}: {str(probe)!r} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise SetupError(f"--out {str(out_root)!r}: {str(probe)!r} is not writable")
+
+
 def load_run_config(run_dir: Path) -> Experiment:
     """The resolved experiment saved in a run folder (for --resume)."""
     path = run_dir / "config.yaml"
@@ -180,9 +193,11 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
     """
     start = time.perf_counter()
     seed_everything(exp.seed)
+    if resume_dir is None:
+        check_writable(out_root)  # before loading any model
     try:  # everything that can fail on the user's input, before any compute
         ctx = Context(exp, resume_dir or out_root)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, TypeError) as err:
         raise SetupError(f"{exp.name}: {type(err).__name__}: {err}") from err
     if resume_dir is None:
         run_dir = new_run_dir(out_root, exp.name)
@@ -232,6 +247,9 @@ def write_results(exp: Experiment, run_dir: Path, lines: list[dict[str, Any]],
         "wall_s": round(wall_s, 3),
         "workers": workers,
         "measurements": len(lines),
+        # What mIoU was scored against: ground-truth labels, or the evaluating
+        # segmenter's map of the original ("original-segmentation", a pseudo truth).
+        "miou_reference": exp.dataset.resolved_reference,
         "provenance": provenance(exp, used),
         "config": exp.model_dump(mode="json"),
         "rows": rows,

@@ -13,6 +13,10 @@ Row statistics (see docs/experiments.md):
 * ``outage``    share of transmissions with any CRC-failed block, Wilson interval.
 * ``bpp``, ``channel_uses``, ``cu_per_pixel``: means of what was actually sent (first
   transmission of every code block).
+* ``budget_bytes``, ``budget_unmet``, ``budget_exceeded`` (bandwidth ratios): the byte
+  budget of the link (mean over images), how many payloads left a whole code block of it
+  unused, and how many needed more channel uses than it (unreachable); the
+  ``cu_per_pixel`` of such a row is what was achieved, error-free rows included.
 * ``transmissions``: mean over payloads of the transmissions a payload needed (HARQ; its
   slowest block); ``effective_channel_uses``: mean channel uses with every
   retransmission counted (both 1 and ``channel_uses`` without HARQ).
@@ -44,7 +48,9 @@ COLUMNS = [
     "lpips", "lpips_lo", "lpips_hi", "fid",
     "ber", "bler", "bler_lo", "bler_hi", "outage", "outage_lo", "outage_hi", "undetected",
     "target_bpp", "bpp", "knob", "unreachable", "channel_uses", "cu_per_pixel",
-    "transmissions", "effective_channel_uses", "ok", "concealed", "failed",
+    "transmissions", "effective_channel_uses", "budget_bytes", "budget_unmet",
+    "budget_exceeded", "ok",
+    "concealed", "failed",
 ]
 
 #: Image metrics of panoramas (equirectangular datasets): extra columns, with intervals.
@@ -123,6 +129,21 @@ def _link(rows: list[dict[str, Any]], conf: float) -> dict[str, Any]:
     }
 
 
+def _budget(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Budget columns of a bandwidth-ratio point (nothing for bpp and knob points)."""
+    spent = [r for r in rows if "budget_unmet" in r]
+    if not spent:
+        return {}
+    out: dict[str, Any] = {"budget_unmet": sum(bool(r["budget_unmet"]) for r in spent),
+                           "budget_exceeded": sum(bool(r.get("budget_exceeded"))
+                                                  for r in spent)}
+    budgets = [r["budget_bytes"] for r in spent if r.get("budget_bytes") is not None]
+    out["budget_bytes"] = float(np.mean(budgets)) if budgets else None
+    if rows[0]["kind"] == "error-free":  # no link lines: cu/px from the code blocks
+        out["cu_per_pixel"] = float(np.mean([r["achieved_cu_per_pixel"] for r in spent]))
+    return out
+
+
 def _fid(rows: list[dict[str, Any]], run_dir: Path | None) -> float:
     if run_dir is None or rows[0]["kind"] == "original":
         return math.nan
@@ -170,6 +191,7 @@ def summarize(lines: Iterable[dict[str, Any]], codec_order: list[str], max_image
             row["unreachable"] = sum(bool(r.get("unreachable")) for r in rows)
             for status in ("ok", "concealed", "failed"):
                 row[status] = sum(r.get("status") == status for r in rows)
+            row.update(_budget(rows))
             extra = sorted({k for r in rows for k in r if k.startswith("x_")})
             for k in extra:  # codec-specific numeric fields: means
                 vals = [r[k] for r in rows if isinstance(r.get(k), int | float)]
@@ -204,7 +226,7 @@ def _fmt(value: Any) -> Any:
 
 def table(rows: list[dict[str, Any]], columns: tuple[str, ...] = (
         "kind", "codec", "rate", "link", "snr_db", "images", "miou", "psnr", "bler",
-        "outage", "bpp", "cu_per_pixel", "failed")) -> str:
+        "outage", "bpp", "cu_per_pixel", "budget_unmet", "failed")) -> str:
     """A fixed-width text table of the summary rows (what the CLI prints)."""
     def short(v: Any) -> str:
         v = _fmt(v)

@@ -40,7 +40,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from semcomm.codecs.base import Codec, Payload, RatePoint, SymbolPayload
-from semcomm.codecs.registry import build_codec
+from semcomm.codecs.registry import build_codec, codec_factory
 from semcomm.data.types import Sample
 from semcomm.pipeline import (
     DecodeCache,
@@ -51,7 +51,7 @@ from semcomm.pipeline import (
     send_symbols,
     sends_symbols,
 )
-from semcomm.runner.config import Experiment, expand_links
+from semcomm.runner.config import Experiment, codec_links, expand_links
 from semcomm.runner.measure import Evaluator, semantic_counts
 from semcomm.runner.store import PointStore
 
@@ -111,16 +111,73 @@ class Context:
             judge.name, **judge.params)
         self.evaluator = Evaluator(exp, self.judge, judge.name == "ground-truth",
                                    getattr(self.dataset, "projection", "pinhole"))
-        self.codecs: dict[str, Codec] = {
-            c.display: build_codec(c.name, **c.params) for c in exp.codecs}
         self.link_configs = dict(expand_links(exp.links))
         self.links = {label: Link(cfg) for label, cfg in self.link_configs.items()}
+        # Codecs with their own ``link:`` settings: (codec, run link label) -> config.
+        self.own_link_configs: dict[tuple[str, str], Any] = {
+            (c.display, label): cfg for c in exp.codecs if c.link is not None
+            for label, cfg in codec_links(exp.links, c.link)}
+        self._own_links: dict[tuple[str, str], Any] = {}
+        # Packet codecs are built once per packet size (``packet_bytes: auto`` follows
+        # each link's code blocks); ``codecs`` holds each codec at its default geometry.
+        self._built: dict[tuple[str, int | None], Codec] = {}
+        self.codecs: dict[str, Codec] = {
+            c.display: self.codec_for(c.display, None) for c in exp.codecs}
+        self._budgets: dict[tuple[float, str, tuple[int, int], str | None], int] = {}
         self.analog = self._analog_channels()
+        self._check_codecs()
         self.fallback = _fallback_image(exp, self.samples)
         self._check_budgets()
         self.tx_labels = self._tx_semantics()
+        self.reference = self._reference()
         # Intact payloads decode to the same image at every SNR point: decode them once.
         self.decode_cache = DecodeCache()
+        self.unmet_warned: set[tuple[str, str, str | None]] = set()
+
+    def packet_bytes(self, codec: str, link: str | None) -> int | None:
+        """Packet size of ``codec`` on ``link`` (None: not a packet codec, or one packet).
+
+        ``packet_bytes: auto`` (the default of a packet codec when the run has links) is
+        the block payload (k - 24) / 8 of the link's code, the smaller of the main and
+        the priority code's when the link has a ``priority`` config, so every packet
+        fits one code block. ``link=None`` (error-free lines of bpp and knob rates) takes
+        the first link's.
+        """
+        cfg = next(c for c in self.exp.codecs if c.display == codec)
+        value = packet_setting(cfg, bool(self.links))
+        if value != "auto":
+            return value  # type: ignore[return-value]
+        if not self.link_configs:
+            return None
+        label = link if link is not None else next(iter(self.link_configs))
+        marks = bool(getattr(codec_factory(cfg.name), "marks_priority", True))
+        return auto_packet_bytes(self.link_config_for(codec, label), marks)
+
+    def link_config_for(self, codec: str, link: str) -> Any:
+        """The LinkConfig ``codec`` is sent with on the run's link ``link`` (its own
+        ``link:`` override applied, else the run's)."""
+        return self.own_link_configs.get((codec, link), self.link_configs[link])
+
+    def link_for(self, codec: str, link: str) -> Any:
+        """The Link ``codec`` is sent over on the run's link ``link``."""
+        if (codec, link) not in self.own_link_configs:
+            return self.links[link]
+        if (codec, link) not in self._own_links:
+            from channels import Link
+
+            self._own_links[(codec, link)] = Link(self.own_link_configs[(codec, link)])
+        return self._own_links[(codec, link)]
+
+    def codec_for(self, codec: str, link: str | None) -> Codec:
+        """The codec instance that serves ``link`` (built once per packet size)."""
+        cfg = next(c for c in self.exp.codecs if c.display == codec)
+        pb = self.packet_bytes(codec, link)
+        if (codec, pb) not in self._built:
+            params = dict(cfg.params)
+            if takes_packet_bytes(cfg.name):
+                params["packet_bytes"] = pb
+            self._built[(codec, pb)] = build_codec(cfg.name, **params)
+        return self._built[(codec, pb)]
 
     def _analog_channels(self) -> dict[str, Any]:
         """The analog twin of each link (only when an analog codec is in the run)."""
@@ -133,11 +190,36 @@ class Context:
     def sends_symbols(self, codec: str) -> bool:
         return sends_symbols(self.codecs[codec])
 
+    def _check_codecs(self) -> None:
+        """Ask every codec (each packet geometry) about every image size and knob now."""
+        from semcomm.runner.checks import check_knob, check_shape
+
+        shapes = sorted({s.image.shape[:2] for s in self.samples})
+        for c in self.exp.codecs:
+            links: list[str | None] = [*self.links] or [None]
+            for link in links:
+                codec = self.codec_for(c.display, link)
+                for shape in shapes:
+                    try:
+                        check_shape(codec, shape)
+                    except ValueError as err:
+                        raise ValueError(f"codec {c.display!r} cannot code the dataset's "
+                                         f"{shape[0]}x{shape[1]} images: {err}") from None
+                for knob in c.knob:
+                    try:
+                        check_knob(codec, knob)
+                    except ValueError as err:
+                        raise ValueError(f"codec {c.display!r}: knob {knob:g}: {err}") \
+                            from None
+
     def _check_budgets(self) -> None:
         """Resolve every bandwidth ratio now, so a too-small one fails before compute."""
         shapes = {s.image.shape[:2] for s in self.samples}
         for c in self.exp.codecs:
             for kind, value in c.rate_specs():
+                if c.link is not None and self.sends_symbols(c.display):
+                    raise ValueError(f"codec {c.display!r} sends complex symbols: it has no "
+                                     "modulation or code to override with link:")
                 if kind == "bpp" and self.sends_symbols(c.display):
                     raise ValueError(f"codec {c.display!r} sends complex symbols, not bits: "
                                      f"give bandwidth_ratio (or knob), not bpp {value:g}")
@@ -157,12 +239,22 @@ class Context:
         return [self.segmenter.segment_uint8(s.image[None], None if s.labels is None
                                              else s.labels[None])[0] for s in self.samples]
 
-    def esno_db(self, link: str, snr_db: float) -> float:
+    def _reference(self) -> list[np.ndarray | None]:
+        """What each image's mIoU is scored against: its labels, or (``reference:
+        original-segmentation``, the default for image folders) the evaluating
+        segmenter's map of the original image, a pseudo ground truth."""
+        if self.exp.dataset.resolved_reference == "labels":
+            return [s.labels for s in self.samples]
+        images = [s.image for s in self.samples]
+        return list(self.evaluator.segment(images, range(len(images)),
+                                           [s.labels for s in self.samples]))
+
+    def esno_db(self, link: str, snr_db: float, codec: str | None = None) -> float:
         from channels import esno_db_from_ebno_db
 
         if self.exp.snr is None or self.exp.snr.kind == "esno":
             return snr_db
-        cfg = self.link_configs[link]
+        cfg = self.link_configs[link] if codec is None else self.link_config_for(codec, link)
         return esno_db_from_ebno_db(snr_db, cfg.bits_per_symbol, float(cfg.code_rate))
 
     def resolve_rate(self, spec: RateSpec, link: str | None, shape: tuple[int, int],
@@ -182,30 +274,113 @@ class Context:
                                  f"{spec.value:g}, over the {int(spec.value * shape[0] * shape[1])}"
                                  f" channel uses of a {shape[0]}x{shape[1]} image")
             return RatePoint(knob=spec.value)
-        if self.link_configs[link].priority is not None:
-            raise ValueError(
-                f"bandwidth_ratio {spec.value:g} cannot be used with link {link!r}: it has a "
-                "priority config, so the channel uses of a payload depend on how many bytes "
-                "the codec marks as priority; give bpp or knob targets on that link")
-        pixels = shape[0] * shape[1]
-        budget = self.links[link].max_payload_bytes(int(spec.value * pixels))
+        return RatePoint(max_bytes=self.budget_bytes(spec.value, link, shape, codec))
+
+    def budget_bytes(self, ratio: float, link: str, shape: tuple[int, int],
+                     codec: str | None = None) -> int:
+        """The byte budget of ``ratio`` channel uses per pixel on ``link``, an integer
+        computed once from the link: the most payload bytes whose code blocks fit in
+        int(ratio * H * W) channel uses (no bpp round trip, so no byte lost to flooring).
+        On a link with a ``priority`` code this is the bound with every byte on the main
+        code; :meth:`encode` lowers it per payload until the priority and main blocks
+        together fit (one total budget).
+        """
+        key = (ratio, link, (int(shape[0]), int(shape[1])), codec)
+        if key in self._budgets:
+            return self._budgets[key]
+        uses = int(ratio * shape[0] * shape[1])
+        lk = self.links[link] if codec is None else self.link_for(codec, link)
+        budget = lk.max_payload_bytes(uses)
         if budget == 0:
             raise ValueError(
-                f"bandwidth_ratio {spec.value:g} gives {int(spec.value * pixels)} channel uses "
-                f"per {shape[0]}x{shape[1]} image, less than one code block "
-                f"({self.links[link].symbols_per_block} symbols) of link {link!r}")
-        return RatePoint(bpp=min(24.0, 8.0 * budget / pixels))
+                f"bandwidth_ratio {ratio:g} gives {uses} channel uses per {shape[0]}x{shape[1]}"
+                f" image, less than one code block ({lk.symbols_per_block} "
+                f"symbols) of link {link!r}")
+        self._budgets[key] = budget
+        return budget
 
-    def receiver(self, codec: str, shape: tuple[int, int]) -> Receiver:
+    def channel_uses(self, codec: str, link: str, payload: Payload) -> int:
+        """Channel uses of one transmission of ``payload`` on ``link``: its priority
+        bytes in blocks of the priority code (when the link has one), the rest in blocks
+        of the main code."""
+        lk = self.link_for(codec, link)
+        head = payload.priority_bytes if lk.priority_link is not None else 0
+        uses = lk.channel_uses(len(payload.data) - head)
+        if head:
+            assert lk.priority_link is not None
+            uses += lk.priority_link.channel_uses(head)
+        return int(uses)
+
+    def encode(self, enc: Encoder, codec: str, i: int, spec: RateSpec,
+               link: str | None) -> Encoded:
+        """Image ``i`` encoded at the YAML rate ``spec`` for ``link``.
+
+        A bandwidth ratio on a link with a priority code is one total budget of
+        int(ratio * H * W) channel uses: the byte budget starts with every byte on the
+        main code and drops by one block payload (the smaller of the two codes') until the
+        payload's priority and main blocks fit together (the codec decides how many
+        bytes are priority); a payload that never fits is kept, ``budget_exceeded``."""
+        shape = self.samples[i].image.shape[:2]
+        rate = self.resolve_rate(spec, link, shape, codec)
+        e = enc.get(codec, i, rate, link)
+        if (spec.kind != "bandwidth_ratio" or link is None or self.sends_symbols(codec)
+                or self.link_config_for(codec, link).priority is None):
+            return e
+        uses = int(spec.value * shape[0] * shape[1])
+        lk = self.link_for(codec, link)
+        step = min(lk.block_payload_bytes, lk.priority_link.block_payload_bytes)
+        budget = rate.max_bytes
+        assert budget is not None
+        # Over even at the smallest budget: the line is kept, flagged budget_exceeded.
+        while (self.channel_uses(codec, link, e.payload) > uses  # type: ignore[arg-type]
+               and budget > step):
+            budget -= step
+            e = enc.get(codec, i, RatePoint(max_bytes=budget), link)
+        return e
+
+    def receiver(self, codec: str, shape: tuple[int, int], link: str | None = None
+                 ) -> Receiver:
         fallback = self.fallback
         if fallback.shape[:2] != shape:
             fallback = np.asarray(Image.fromarray(fallback).resize((shape[1], shape[0])))
-        return Receiver(self.codecs[codec], self.exp.failure.policy, fallback,
-                        cache=self.decode_cache, cache_key=codec)
+        pb = self.packet_bytes(codec, link)
+        return Receiver(self.codec_for(codec, link), self.exp.failure.policy, fallback,
+                        cache=self.decode_cache, cache_key=f"{codec}|packet_bytes={pb}")
+
+
+def takes_packet_bytes(name: str) -> bool:
+    """True for packet codecs: their constructor has a ``packet_bytes`` parameter."""
+    import inspect
+
+    from semcomm.codecs.registry import codec_factory
+
+    try:
+        return "packet_bytes" in inspect.signature(codec_factory(name)).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def packet_setting(cfg: Any, has_links: bool) -> int | str | None:
+    """A codec entry's ``packet_bytes``: the given value, else ``"auto"`` for a packet
+    codec on a run with links, else None (one packet)."""
+    if "packet_bytes" in cfg.params:
+        return cfg.params["packet_bytes"]
+    return "auto" if has_links and takes_packet_bytes(cfg.name) else None
+
+
+def auto_packet_bytes(cfg: Any, marks_priority: bool = True) -> int:
+    """Block payload bytes of a link config: the smaller of the main and the priority
+    code's for a codec that marks priority bytes (class attribute ``marks_priority``,
+    default True), else the main code's (all its bytes travel on it)."""
+    sizes = [cfg.block_payload_bytes]
+    if cfg.priority is not None and marks_priority:
+        sizes.append(cfg.priority.block_payload_bytes)
+    return int(min(sizes))
 
 
 def _dataset_kwargs(d: dict[str, Any], name: str) -> dict[str, Any]:
-    kwargs = {k: v for k, v in d.items() if k != "name" and v is not None}
+    kwargs = {k: v for k, v in d.items()
+              if k not in ("name", "reference") and v is not None}
     if name == "imagefolder":
         kwargs.pop("split", None)
         kwargs.pop("seed", None)
@@ -220,22 +395,31 @@ def _dataset_kwargs(d: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _fallback_image(exp: Experiment, samples: list[Sample]) -> np.ndarray:
-    """The ``mean`` policy's pixelwise mean of N training images (grey otherwise)."""
+    """The ``mean`` policy's pixelwise mean of N training images (grey otherwise).
+
+    Never the evaluated images themselves (a failed transmission would then show an
+    image made partly of its own original, an optimistic score): the dataset's
+    training split, or, for a dataset without one (an image folder), the built-in
+    street scenes' training split at the same size.
+    """
     from semcomm.data import build_dataset
 
     shape = samples[0].image.shape
     if exp.failure.policy != "mean":
         return np.full(shape, 128, np.uint8)
-    d = exp.dataset
+    d, n = exp.dataset, exp.failure.mean_images
     try:
-        kwargs = _dataset_kwargs({**d.model_dump(), "split": "train",
-                                  "count": exp.failure.mean_images}, d.name)
+        if d.name == "imagefolder":
+            raise ValueError("an image folder has no training split")
+        kwargs = _dataset_kwargs({**d.model_dump(), "split": "train", "count": n}, d.name)
         train = build_dataset(d.name, **kwargs)
-        images = [train[i].image for i in range(min(exp.failure.mean_images, len(train)))]
     except (ValueError, FileNotFoundError) as err:
-        warnings.warn(f"mean image: no training split ({err}); averaging the evaluated "
-                      "images instead", stacklevel=2)
-        images = [s.image for s in samples[: exp.failure.mean_images]]
+        if d.name != "imagefolder":
+            warnings.warn(f"mean image: no training split of {d.name!r} ({err}); using the "
+                          "built-in street scenes' training split", stacklevel=2)
+        train = build_dataset("streetscenes", split="train", count=n,
+                              size=(int(shape[0]), int(shape[1])), seed=d.seed)
+    images = [train[i].image for i in range(min(n, len(train)))]
     acc = np.zeros(shape, np.float64)
     for img in images:
         if img.shape != shape:
@@ -247,8 +431,14 @@ def _fallback_image(exp: Experiment, samples: list[Sample]) -> np.ndarray:
 # ----------------------------------------------------------------------- phase 1
 
 
-def _payload_path(run_dir: Path, codec: str, i: int, rate: RatePoint) -> Path:
-    tag = f"bpp{rate.bpp!r}" if rate.bpp is not None else f"knob{rate.knob!r}"
+def _payload_path(run_dir: Path, codec: str, i: int, rate: RatePoint,
+                  packet_bytes: int | None = None) -> Path:
+    """Cached payload of (codec, image, rate, packet geometry): a payload in packets of
+    another size is another payload (a sweep over the link's k must not share them)."""
+    tag = (f"bytes{rate.max_bytes}" if rate.max_bytes is not None
+           else f"bpp{rate.bpp!r}" if rate.bpp is not None else f"knob{rate.knob!r}")
+    if packet_bytes is not None:
+        tag += f"_pkt{packet_bytes}"
     return run_dir / "payloads" / safe_name(codec) / f"{i:06d}_{tag}.json"
 
 
@@ -262,14 +452,16 @@ class Encoder:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.memo: dict[tuple[str, int, RatePoint], Encoded] = {}
+        self.memo: dict[tuple[str, int | None, int, RatePoint], Encoded] = {}
 
-    def get(self, codec: str, i: int, rate: RatePoint) -> Encoded:
-        key = (codec, i, rate)
+    def get(self, codec: str, i: int, rate: RatePoint, link: str | None = None) -> Encoded:
+        """The payload of image ``i`` at ``rate`` in ``link``'s packet geometry."""
+        pb = self.ctx.packet_bytes(codec, link)
+        key = (codec, pb, i, rate)
         if key in self.memo:
             return self.memo[key]
         sample = self.ctx.samples[i]
-        path = _payload_path(self.ctx.run_dir, codec, i, rate)
+        path = _payload_path(self.ctx.run_dir, codec, i, rate, pb)
         h, w = sample.image.shape[:2]
         if path.exists():
             meta = json.loads(path.read_text())
@@ -280,11 +472,11 @@ class Encoder:
             payload = Payload(data=base64.b64decode(meta["data"]), num_pixels=h * w,
                               shape=(h, w), knob=meta["knob"],
                               priority_bytes=int(meta.get("priority_bytes", 0)))
-            enc = Encoded(payload, rate, bool(rate.bpp is not None and payload.bpp > rate.bpp))
+            enc = Encoded(payload, rate, rate.unreachable(len(payload.data), h * w))
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # unreachable targets are flagged per line
-                enc = Transmitter(self.ctx.codecs[codec]).encode(
+                enc = Transmitter(self.ctx.codec_for(codec, link)).encode(
                     sample.image, self.ctx.tx_labels[i], rate)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
@@ -305,30 +497,65 @@ def _base_line(kind: str, codec: str, rate: str, link: str, snr_db: float | None
             "image": i, "realization": r, "name": sample.name}
 
 
-def _payload_fields(ctx: Context, codec: str, enc: Encoded) -> dict[str, Any]:
+def _payload_fields(ctx: Context, codec: str, enc: Encoded, link: str | None = None,
+                    spec: RateSpec | None = None) -> dict[str, Any]:
     """Rate fields of a line, plus the codec's own (``payload_fields``: e.g. SQ-GAN's
-    analytic bpp), when the codec defines them."""
+    analytic bpp), when the codec defines them; for a bandwidth ratio on ``link``, the
+    budget and whether the codec filled it (:func:`budget_fields`)."""
     p = enc.payload
     if isinstance(p, SymbolPayload):  # analog: no bits; cu/px is the knob
         out: dict[str, Any] = {"target_bpp": None, "knob": p.knob, "bytes": 0, "bpp": None,
                                "priority_bytes": 0, "unreachable": False, "payload": "symbols",
                                "pixels": p.num_pixels}
     else:
-        out = {"target_bpp": enc.rate.bpp, "knob": p.knob, "bytes": len(p.data), "bpp": p.bpp,
-               "priority_bytes": p.priority_bytes, "unreachable": enc.unreachable}
+        out = {"target_bpp": enc.rate.target_bpp(p.num_pixels), "knob": p.knob,
+               "bytes": len(p.data), "bpp": p.bpp, "priority_bytes": p.priority_bytes,
+               "unreachable": enc.unreachable, "pixels": p.num_pixels}
+    if spec is not None and spec.kind == "bandwidth_ratio" and link is not None:
+        out.update(budget_fields(ctx, codec, enc, link, spec.value))
+    if link is not None and (codec, link) in ctx.own_link_configs:
+        out["codec_link"] = ctx.own_link_configs[(codec, link)].describe()
     extra = getattr(ctx.codecs[codec], "payload_fields", None)
     if extra is not None:
         out.update({f"x_{k}": v for k, v in extra(p).items()})
     return out
 
 
+def budget_fields(ctx: Context, codec: str, enc: Encoded, link: str,
+                  ratio: float) -> dict[str, Any]:
+    """How a payload spends the channel uses of ``ratio`` (cu/px) on ``link``.
+
+    ``budget_cu`` = int(ratio * H * W) channel uses; ``budget_bytes`` the payload bytes
+    whose code blocks fit them; ``achieved_cu`` what the payload occupies (its code
+    blocks, or its symbols for an analog codec). ``budget_unmet`` is True when the
+    codec leaves a whole code block (one packet with ``packet_bytes: auto``) of the
+    budget unused, or, analog, sends fewer symbols than the budget;
+    ``budget_exceeded`` when even the codec's cheapest setting needs more channel uses
+    than the budget (its line is also ``unreachable``).
+    """
+    p = enc.payload
+    h, w = p.shape
+    budget_cu = int(ratio * h * w)
+    if isinstance(p, SymbolPayload):
+        achieved, unmet, budget = p.channel_uses, p.channel_uses < budget_cu, None
+    else:
+        budget = enc.rate.max_bytes
+        achieved = ctx.channel_uses(codec, link, p)
+        # Unmet: one more main code block would still have fitted the budget.
+        unmet = achieved + ctx.link_for(codec, link).symbols_per_block <= budget_cu
+    return {"budget_cu": budget_cu, "budget_bytes": budget, "achieved_cu": achieved,
+            "achieved_cu_per_pixel": achieved / (h * w), "budget_unmet": bool(unmet),
+            "budget_exceeded": achieved > budget_cu}
+
+
 def _quality_fields(ctx: Context, i: int, x_hat: np.ndarray, s_hat: np.ndarray,
                     labels_hat: np.ndarray | None) -> dict[str, Any]:
     sample = ctx.samples[i]
     out = ctx.evaluator.image_metrics(i, sample.image, x_hat)
-    out.update(semantic_counts(s_hat, sample.labels))
+    reference = ctx.reference[i]
+    out.update(semantic_counts(s_hat, reference))
     if labels_hat is not None:
-        out.update(semantic_counts(labels_hat, sample.labels, prefix="map_"))
+        out.update(semantic_counts(labels_hat, reference, prefix="map_"))
     return out
 
 
@@ -355,15 +582,17 @@ def phase_one(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm) -> None:
         ctx.evaluator.save_features(sample.image, ctx.run_dir / "features" / f"original_{i}.npy")
         lines = []
         for codec, spec, link in error_free_specs(ctx):
-            rate = ctx.resolve_rate(spec, link, sample.image.shape[:2], codec)
-            e = enc.get(codec, i, rate)
+            e = ctx.encode(enc, codec, i, spec, link)
+            rate = e.rate
             key = ("error-free", codec, rate.label, "none", None, i, 0)
             if key in store:
                 continue
-            rec = _error_free(ctx, codec, e)
+            rec = _error_free(ctx, codec, e, link)
             s_hat = ctx.evaluator.segment([rec.image], [i], [sample.labels])[0]
             line = _base_line("error-free", codec, rate.label, "none", None, i, 0, sample)
-            line.update(_payload_fields(ctx, codec, e))
+            line.update(_payload_fields(ctx, codec, e, link, spec))
+            warn_unmet(ctx, codec, spec, link, line)
+            warn_unreachable(ctx, codec, spec, line)
             line.update({"status": rec.status, "error": rec.error})
             line.update(_quality_fields(ctx, i, rec.image, s_hat, rec.labels))
             lines.append(line)
@@ -375,10 +604,47 @@ def phase_one(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm) -> None:
         bar.update(1)
 
 
-def _error_free(ctx: Context, codec: str, e: Encoded) -> Any:
+def warn_unmet(ctx: Context, codec: str, spec: RateSpec, link: str | None,
+               line: dict[str, Any]) -> None:
+    """Warn (once per codec, rate and link) when a codec leaves its budget unspent, or
+    (not already warned as an unreachable target) cannot get under it."""
+    if line.get("budget_exceeded") and not line.get("unreachable"):
+        key = (codec, f"exceeded {spec.label}", link)
+        if key not in ctx.unmet_warned:
+            ctx.unmet_warned.add(key)
+            warnings.warn(f"codec {codec!r} at {spec.label} on link {link!r}: budget_exceeded,"
+                          f" it needs {line['achieved_cu']} of the {line['budget_cu']} channel "
+                          f"uses for image {line['image']} even at its smallest budget",
+                          stacklevel=2)
+        return
+    if not line.get("budget_unmet"):
+        return
+    key = (codec, spec.label, link)
+    if key in ctx.unmet_warned:
+        return
+    ctx.unmet_warned.add(key)
+    warnings.warn(f"codec {codec!r} at {spec.label} on link {link!r}: budget_unmet, it "
+                  f"sends {line['achieved_cu_per_pixel']:.4g} of the {spec.value:g} channel "
+                  f"uses per pixel ({line['bytes']} of {line['budget_bytes']} bytes) for image "
+                  f"{line['image']}; its rate control cannot spend more", stacklevel=2)
+
+
+def warn_unreachable(ctx: Context, codec: str, spec: RateSpec, line: dict[str, Any]) -> None:
+    """Warn (once per codec and rate) when a bpp target is below the codec's cheapest
+    setting (the line is flagged ``unreachable`` and sends more than asked)."""
+    key = (codec, f"unreachable {spec.label}", None)
+    if not line.get("unreachable") or key in ctx.unmet_warned:
+        return
+    ctx.unmet_warned.add(key)
+    warnings.warn(f"codec {codec!r}: target {spec.label} unreachable for image "
+                  f"{line['image']} ({line['bytes']} bytes = {line['bpp']:.4g} bpp at its "
+                  "cheapest setting); its lines are flagged 'unreachable'", stacklevel=2)
+
+
+def _error_free(ctx: Context, codec: str, e: Encoded, link: str | None = None) -> Any:
     """The decode of what an error-free link (a noiseless analog channel) delivers."""
     p = e.payload
-    receiver = ctx.receiver(codec, p.shape)
+    receiver = ctx.receiver(codec, p.shape, link)
     if isinstance(p, SymbolPayload):
         return receiver.receive_symbols(p.symbols, np.zeros(p.symbols.size, np.float32),
                                         None, p.shape)
@@ -427,7 +693,8 @@ def plan_points(ctx: Context) -> list[Point]:
     """Every (codec, rate, link, SNR) in a fixed order."""
     assert ctx.exp.snr is not None or not ctx.links
     snrs = ctx.exp.snr.values() if ctx.exp.snr is not None else []
-    return [Point(c.display, RateSpec(kind, value), link, snr, ctx.esno_db(link, snr))
+    return [Point(c.display, RateSpec(kind, value), link, snr,
+                  ctx.esno_db(link, snr, c.display))
             for c in ctx.exp.codecs for kind, value in c.rate_specs()
             for link in ctx.links for snr in snrs]
 
@@ -437,13 +704,12 @@ def _transmit_lines(ctx: Context, enc: Encoder, pt: Point,
     """Measure the (image, realisation) pairs of ``todo`` at point ``pt``."""
     encoded, seeds = [], []
     for i, r in todo:
-        rate = ctx.resolve_rate(pt.rate, pt.link, ctx.samples[i].image.shape[:2], pt.codec)
-        encoded.append(enc.get(pt.codec, i, rate))
+        encoded.append(ctx.encode(enc, pt.codec, i, pt.rate, pt.link))
         seeds.append(transmission_seed(ctx.exp.seed, i, pt.link, pt.snr_db, r))
     if ctx.sends_symbols(pt.codec):
         return _analog_lines(ctx, pt, todo, encoded, seeds)
-    results = send(ctx.links[pt.link], encoded, pt.esno_db, seeds)
-    recs = [ctx.receiver(pt.codec, e.payload.shape).receive(
+    results = send(ctx.link_for(pt.codec, pt.link), encoded, pt.esno_db, seeds)
+    recs = [ctx.receiver(pt.codec, e.payload.shape, pt.link).receive(
         res.data.tobytes(), e.payload.shape, res.lost_ranges)
         for e, res in zip(encoded, results, strict=True)]
     s_hats = ctx.evaluator.segment([r.image for r in recs], [i for i, _ in todo],
@@ -453,7 +719,7 @@ def _transmit_lines(ctx: Context, enc: Encoder, pt: Point,
                                                  strict=True):
         line = _base_line("link", pt.codec, pt.rate.label, pt.link, pt.snr_db, i, r,
                           ctx.samples[i])
-        line.update(_payload_fields(ctx, pt.codec, e))
+        line.update(_payload_fields(ctx, pt.codec, e, pt.link, pt.rate))
         line.update({
             "esno_db": pt.esno_db, "seed": seed, "channel_uses": res.channel_uses_first,
             "effective_channel_uses": res.channel_uses, "transmissions": res.rounds,
@@ -473,7 +739,7 @@ def _analog_lines(ctx: Context, pt: Point, todo: list[tuple[int, int]], encoded:
                   seeds: list[int]) -> dict[tuple[int, int], dict[str, Any]]:
     """``_transmit_lines`` of an analog codec: symbols over the link's analog twin."""
     results = send_symbols(ctx.analog[pt.link], encoded, pt.esno_db, seeds)
-    recs = [ctx.receiver(pt.codec, e.payload.shape).receive_symbols(
+    recs = [ctx.receiver(pt.codec, e.payload.shape, pt.link).receive_symbols(
         res.symbols, res.noise_var, pt.esno_db, e.payload.shape, res.equaliser)
         for e, res in zip(encoded, results, strict=True)]
     s_hats = ctx.evaluator.segment([r.image for r in recs], [i for i, _ in todo],
@@ -483,7 +749,7 @@ def _analog_lines(ctx: Context, pt: Point, todo: list[tuple[int, int]], encoded:
                                                  strict=True):
         line = _base_line("link", pt.codec, pt.rate.label, pt.link, pt.snr_db, i, r,
                           ctx.samples[i])
-        line.update(_payload_fields(ctx, pt.codec, e))
+        line.update(_payload_fields(ctx, pt.codec, e, pt.link, pt.rate))
         line.update({
             "esno_db": pt.esno_db, "seed": seed, "channel_uses": res.channel_uses,
             "bits": 0, "bit_errors": 0, "blocks": 0, "block_errors": 0, "undetected": 0,

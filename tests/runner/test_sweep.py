@@ -236,7 +236,7 @@ def test_priority_link_protects_the_base_layer(tmp_path: Path) -> None:
     """ISC marks its base layer as priority: on a link whose priority code is QPSK 1/4
     (k = 1024), at Es/N0 = -1 dB the base arrives and the enhancement (QPSK 1/2,
     k = 4096) is lost, so the image is the concealed base, not an outage; the channel
-    uses count both codes. A bandwidth ratio on such a link is refused."""
+    uses count both codes. A bandwidth ratio on such a link is one total budget."""
     prio = "{modulation: qpsk, code_rate: 0.25, k: 1024}"
     path = tmp_path / "uep.yaml"
     path.write_text(TINY.format(count=2, snr="[-1, 30]", reps=1, extra="").replace(
@@ -267,8 +267,10 @@ def test_priority_link_protects_the_base_layer(tmp_path: Path) -> None:
     assert enc.payload.priority_bytes == next(
         x["priority_bytes"] for x in lines if x["image"] == 0)
     path.write_text(path.read_text().replace("knob: [2]", "bandwidth_ratio: [0.5]"))
-    with pytest.raises(ValueError, match="priority config"):
-        run_experiment(load_experiment(path), tmp_path / "v", progress=False)
+    run = run_experiment(load_experiment(path), tmp_path / "v", progress=False)
+    budget = [x for x in read_lines(run.run_dir) if x["kind"] == "link"]
+    assert budget and all(x["priority_bytes"] > 0 for x in budget)
+    assert all(x["channel_uses"] <= int(0.5 * 64 * 128) for x in budget)
 
 
 def test_ebno_is_converted_per_link(tmp_path: Path) -> None:

@@ -36,7 +36,6 @@ position at all is filled with the prior's expected code vector, sum_k p(k) e_k.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -191,6 +190,7 @@ class AMVQCodec:
 
     name = "amvq"
     conceals_losses = True  # the decoder fills what the link lost (semcomm.pipeline)
+    marks_priority = False  # no priority bytes: packets follow the main code's blocks
 
     def __init__(self, checkpoint: str | Path | None = None, packet_bytes: int | None = None,
                  device: str | torch.device = "cpu", float_bits: int | None = None,
@@ -275,11 +275,10 @@ class AMVQCodec:
             tau = check_tau(rate.knob)
             data, z_hat = self.pack(analysis, tau)
         else:
-            assert rate.bpp is not None  # RatePoint guarantees exactly one is set
-            budget = int(math.floor(rate.bpp * h * w / 8.0))
+            budget = rate.byte_budget(h * w)  # bpp or exact max_bytes
             tau, data, z_hat = self._fit_budget(analysis, budget)
             if len(data) > budget:
-                warnings.warn(f"amvq: target {rate.bpp:g} bpp unreachable at {h}x{w}; the "
+                warnings.warn(f"amvq: budget of {budget} bytes unreachable at {h}x{w}; the "
                               f"cheapest setting (tau={tau:g}) gives "
                               f"{8 * len(data) / (h * w):.4f} bpp", stacklevel=2)
         payload = Payload(data=data, num_pixels=h * w, shape=(h, w), knob=tau)

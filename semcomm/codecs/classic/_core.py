@@ -45,7 +45,7 @@ def check_image(image: np.ndarray) -> None:
 
 def rate_unreachable(payload: Payload, rate: RatePoint) -> bool:
     """True when ``rate`` asks for a bpp that the payload (cheapest setting) exceeds."""
-    return rate.bpp is not None and payload.bpp > rate.bpp + 1e-12
+    return rate.unreachable(len(payload.data), payload.num_pixels)
 
 
 class ClassicCodec(ABC):
@@ -91,12 +91,11 @@ class ClassicCodec(ABC):
             knob = self.check_knob(rate.knob)
             data = self._encode_knob(image, knob)
         else:
-            assert rate.bpp is not None  # RatePoint guarantees exactly one is set
-            budget = int(math.floor(rate.bpp * h * w / 8.0))
+            budget = rate.byte_budget(h * w)  # bpp or exact max_bytes
             knob, data = self._fit_budget(image, budget)
             if len(data) > budget:
                 warnings.warn(
-                    f"{self.name}: target {rate.bpp:g} bpp unreachable at {h}x{w}; the "
+                    f"{self.name}: budget of {budget} bytes unreachable at {h}x{w}; the "
                     f"cheapest setting ({self.knob_name}={knob:g}) gives "
                     f"{8 * len(data) / (h * w):.4f} bpp",
                     stacklevel=2,

@@ -41,7 +41,6 @@ Nothing else is sent: shapes come from the image size, priors from the model fil
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -312,15 +311,14 @@ class ISCCodec:
             depth = self._check_knob(rate.knob)
             an = self.analyze(image, labels, stages=depth > 0)
             return an, self.layers(an, depth), depth
-        assert rate.bpp is not None  # RatePoint guarantees exactly one is set
         an = self.analyze(image, labels)
         h, w = an.size
         layers = self.layers(an)
-        budget = int(math.floor(rate.bpp * h * w / 8.0))
+        budget = rate.byte_budget(h * w)  # bpp or exact max_bytes
         depth = max((k for k in range(self.stages + 1)
                      if len(self.frame(layers[:k + 1])) <= budget), default=0)
         if len(self.frame(layers[:1])) > budget:
-            warnings.warn(f"isc: target {rate.bpp:g} bpp unreachable at {h}x{w}; the base "
+            warnings.warn(f"isc: budget of {budget} bytes unreachable at {h}x{w}; the base "
                           f"layer alone gives {8 * len(self.frame(layers[:1])) / (h * w):.4f}"
                           " bpp", stacklevel=3)
         return an, layers, depth

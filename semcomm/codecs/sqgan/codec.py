@@ -267,11 +267,10 @@ class SQGANCodec:
             m = self._check_knob(rate.knob)
             data, priority = self._encode_m(x, s, m)
         else:
-            assert rate.bpp is not None  # RatePoint guarantees exactly one is set
-            budget = int(math.floor(rate.bpp * h * w / 8.0))
+            budget = rate.byte_budget(h * w)  # bpp or exact max_bytes
             m, (data, priority) = self._fit_budget(x, s, budget)
             if len(data) > budget:
-                warnings.warn(f"sqgan: target {rate.bpp:g} bpp unreachable at {h}x{w}; the "
+                warnings.warn(f"sqgan: budget of {budget} bytes unreachable at {h}x{w}; the "
                               f"cheapest setting (m={m:g}) gives {8 * len(data) / (h * w):.4f} "
                               "bpp", stacklevel=2)
         return Payload(data=data, num_pixels=h * w, shape=(h, w), knob=m,

@@ -2,7 +2,10 @@
 
 Validation happens in ``__post_init__`` (before any compute) and resolves the code
 parameters, so after construction ``k``, ``n`` and ``code_rate`` always hold the code
-that will really be used (``code_rate == k / n`` for LDPC).
+that will really be used (``code_rate == k / n`` for LDPC). ``from_dict`` (YAML links)
+first validates the mapping with pydantic, as the codec and experiment configs do:
+strict types, unknown keys refused with the nearest valid key (in ``priority`` and
+``harq`` too), one-line errors; ``channels`` does not import ``semcomm``.
 
 Code-size rules (per-block CRC-24B, see ``channels.segmentation``)
 ------------------------------------------------------------------
@@ -53,10 +56,12 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import typing
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from channels.ldpc import RV_ORDER, circular_buffer_bits, select_base_graph
 from channels.mcs import MCS_TABLES, decode_mcs
@@ -153,7 +158,8 @@ class LinkConfig:
         ``rayleigh-block`` coherence length in symbols along each payload's symbol
         stream; None = one gain per code block (codeword).
     device : str
-        "cpu", "cuda" or "cuda:N" (cuda only with ``decoder="sionna"`` or ``"gpu"``).
+        "cpu", "cuda" or "cuda:N" (cuda only with ``decoder="sionna"`` or ``"gpu"``);
+        "cuda" becomes "cuda:0" (Sionna 2.2 refuses a bare "cuda").
     priority : LinkConfig | dict | None
         Modulation and code of the bytes a codec marks as priority (see above); a dict
         is resolved against this config. None: every byte on the main config.
@@ -204,8 +210,11 @@ class LinkConfig:
             if self.channel != "rayleigh-block":
                 raise ValueError(f"block_symbols={self.block_symbols} is only used with "
                                  f"channel='rayleigh-block', got channel={self.channel!r}")
-        if not re.fullmatch(r"cpu|cuda(:\d+)?", str(self.device)):
+        if not isinstance(self.device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?",
+                                                                self.device):
             raise ValueError(f"device {self.device!r} not one of 'cpu', 'cuda', 'cuda:N'")
+        if self.device == "cuda":  # Sionna 2.2 refuses a bare "cuda": pin the first GPU
+            object.__setattr__(self, "device", "cuda:0")
         if self.device != "cpu" and self.decoder == "fast":
             raise ValueError(f"device {self.device!r} needs decoder='sionna' or 'gpu'; the fast "
                              "decoder runs on the CPU (device='cpu')")
@@ -261,15 +270,24 @@ class LinkConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "link config") -> LinkConfig:
-        """Build from a mapping; unknown keys raise ValueError naming the nearest key."""
-        valid = [f.name for f in fields(cls)]
-        for key in d:
-            if key not in valid:
-                near = difflib.get_close_matches(str(key), valid, n=1)
-                hint = f"; did you mean {near[0]!r}?" if near else ""
-                raise ValueError(f"{where}: unknown key {key!r}{hint} "
-                                 f"(valid keys: {', '.join(valid)})")
-        return cls(**d)
+        """Build from a mapping (e.g. parsed YAML), validated by pydantic first.
+
+        Strict types (``"0.5"`` is not a rate, ``"yes"`` not a bool, ``1.0`` not an
+        int; NumPy scalars count as their Python type), unknown keys refused with the
+        nearest valid key, also inside ``priority`` and ``harq``; then the value and
+        cross-field rules of the constructor. ValueError, one line, starting ``where: ``.
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"{where}: must be a mapping of link settings, got {d!r}")
+        plain = _plain(d)
+        try:
+            _link_schema().model_validate(plain, strict=True)
+        except ValidationError as err:
+            raise ValueError(f"{where}: {_one_line(err)}") from None
+        try:
+            return cls(**plain)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
 
     def describe(self) -> str:
         """Short label: ``16qam-ldpc0.5-awgn``, ``+prio-qpsk-ldpc0.333`` with a priority,
@@ -294,6 +312,75 @@ class LinkConfig:
 _FIELD_NAMES = tuple(f.name for f in fields(LinkConfig))
 #: What a ``priority`` config may set: the code; the rest comes from the main link.
 PRIORITY_KEYS = ("modulation", "coding", "code_rate", "k", "n", "mcs_table", "mcs_index")
+
+#: pydantic settings of the schemas below: strict types, unknown keys refused.
+_STRICT = ConfigDict(extra="forbid", strict=True)
+_SCHEMA: list[type[BaseModel]] = []  # built on first use (type hints need LinkConfig)
+
+
+def _link_schema() -> type[BaseModel]:
+    """pydantic model of a link mapping, made from LinkConfig's own field types.
+
+    ``priority`` is a mapping of PRIORITY_KEYS only and ``harq`` one of HarqConfig's
+    fields; defaults are not applied here (the constructor resolves them).
+    """
+    if not _SCHEMA:
+        hints = typing.get_type_hints(LinkConfig)
+        harq = create_model("harq", __config__=_STRICT, **{  # type: ignore[call-overload]
+            name: (hint, None) for name, hint in typing.get_type_hints(HarqConfig).items()})
+        prio = create_model("priority", __config__=_STRICT, **{  # type: ignore[call-overload]
+            name: (hints[name], None) for name in PRIORITY_KEYS})
+        hints.update(priority=prio | None, harq=harq | None)
+        _SCHEMA.append(create_model("link", __config__=_STRICT, **{  # type: ignore[call-overload]
+            name: (hint, None) for name, hint in hints.items()}))
+    return _SCHEMA[0]
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars (e.g. from a sweep grid) -> int / float, inside mappings too; a
+    HarqConfig or (priority) LinkConfig value -> its mapping, as before pydantic."""
+    if isinstance(value, dict):
+        return {key: _plain(v) for key, v in value.items()}
+    if isinstance(value, HarqConfig):
+        return asdict(value)
+    if isinstance(value, LinkConfig) and value.priority is None:
+        return value._code()
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def _one_line(err: ValidationError) -> str:
+    """The first pydantic error as one line: key path, value, what is allowed."""
+    e = err.errors()[0]
+    loc = tuple(str(part) for part in e["loc"])
+    path = ".".join(loc)
+    if e["type"] == "extra_forbidden":
+        parent, key = loc[:-1], loc[-1]
+        valid = {(): list(_FIELD_NAMES), ("harq",): [f.name for f in fields(HarqConfig)],
+                 ("priority",): list(PRIORITY_KEYS)}.get(parent, [])
+        if parent == ("priority",) and key in _FIELD_NAMES:
+            return (f"priority: key {key!r} cannot be set here (it is inherited from the "
+                    f"main link); valid keys: {', '.join(valid)}")
+        near = difflib.get_close_matches(key, valid, n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        return f"{'.'.join(parent) + ': ' if parent else ''}unknown key {key!r}{hint} " \
+               f"(valid keys: {', '.join(valid)})"
+    if e["type"] in ("model_type", "dict_type", "model_attributes_type"):
+        return f"{path} must be a mapping or null, got {e['input']!r}"
+    expected = _EXPECTED.get(e["type"])
+    if expected is not None:
+        return f"{path} {e['input']!r} must be {expected}, not a {type(e['input']).__name__}"
+    return f"{path} {e['input']!r}: {e['msg']}"
+
+
+#: pydantic error type -> what the key needs, for the one-line message.
+_EXPECTED = {"int_type": "an int", "float_type": "a number", "bool_type": "true or false",
+             "string_type": "a string"}
 
 
 def _priority_config(main: LinkConfig, value: object) -> LinkConfig:

@@ -154,3 +154,46 @@ def test_validation_agrees_with_sionna_encoder_on_a_grid() -> None:
             assert ours == theirs, (int(k), n)
             checked += ours
     assert checked > 100  # not vacuous
+
+
+@pytest.mark.parametrize(
+    ("d", "message"),
+    [
+        ({"code_rate": "0.5"}, r"^links\[0\]: code_rate '0.5' must be a number, not a str$"),
+        ({"k": 1024.0, "n": 2048}, r"^links\[0\]: k 1024.0 must be an int, not a float$"),
+        ({"scrambling": "yes"}, "scrambling 'yes' must be true or false"),
+        ({"n_id": True}, "n_id True must be an int, not a bool"),
+        ({"device": 0}, "device 0 must be a string"),
+        ({"harq": {"rounds": 2}}, "harq: unknown key 'rounds'"),
+        ({"harq": {"max_transmision": 2}}, "did you mean 'max_transmissions'"),
+        ({"harq": 2}, "harq must be a mapping"),
+        ({"priority": {"channel": "awgn"}}, "priority: key 'channel' cannot be set here"),
+        ({"priority": {"code_rat": 0.3}}, "priority: unknown key 'code_rat'; did you mean"),
+        ({"priority": {"code_rate": "x"}}, "priority.code_rate 'x' must be a number"),
+        ({"modulation": "8psk"}, r"^links\[0\]: modulation '8psk' not supported"),
+    ],
+)
+def test_from_dict_is_strict_and_one_line(d: dict, message: str) -> None:
+    """pydantic checks types strictly and refuses unknown keys at every level; the
+    constructor's value rules follow; every error is one line starting with ``where``."""
+    with pytest.raises(ValueError, match=message) as info:
+        LinkConfig.from_dict(d, where="links[0]")
+    assert "\n" not in str(info.value) and str(info.value).startswith("links[0]: ")
+
+
+def test_from_dict_accepts_numpy_scalars_and_ints_for_rates() -> None:
+    cfg = LinkConfig.from_dict({"k": np.int64(1024), "code_rate": np.float32(0.5),
+                                "scrambling": np.bool_(False)})
+    assert (cfg.k, cfg.n, cfg.scrambling) == (1024, 2048, False)
+    assert LinkConfig.from_dict({"coding": "uncoded", "code_rate": 1}).code_rate == 1.0
+
+
+def test_bare_cuda_becomes_cuda0_and_round_trips() -> None:
+    """Sionna 2.2 refuses device 'cuda'; the config pins the first GPU."""
+    cfg = LinkConfig(decoder="gpu", device="cuda")
+    assert cfg.device == "cuda:0"
+    assert LinkConfig.from_dict({"decoder": "sionna", "device": "cuda:1"}).device == "cuda:1"
+    again = LinkConfig.from_dict(cfg.to_dict())
+    assert again == cfg and hash(again) == hash(cfg)
+    with pytest.raises(ValueError, match="device 'cuda:x'"):
+        LinkConfig(decoder="gpu", device="cuda:x")

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from semcomm.codecs.config_schema import build_config, config_to_dict
+from semcomm.codecs.learned.config import check_schedule
 
 __all__ = ["DeepJSCCConfig", "ModelConfig", "TrainConfig", "config_from_dict",
            "config_to_dict", "load_config", "model_config_from_dict"]
@@ -141,11 +142,7 @@ class TrainConfig:
     save_every: int = 100
 
     def __post_init__(self) -> None:
-        if self.steps < 0 or self.batch_size < 1 or self.warmup_steps < 0:
-            raise ValueError(f"steps {self.steps} and warmup_steps {self.warmup_steps} must be "
-                             f">= 0, batch_size {self.batch_size} >= 1")
-        if self.lr <= 0.0 or self.min_lr < 0.0:
-            raise ValueError(f"lr {self.lr} must be > 0 and min_lr {self.min_lr} >= 0")
+        check_schedule(self)  # steps, batch_size, lr, min_lr, warmup_steps, log_every, ...
         if not 0.0 <= self.hflip_p <= 1.0:
             raise ValueError(f"hflip_p {self.hflip_p} outside [0, 1]")
         if not self.channel_choices or min(self.channel_choices) < 1:
@@ -166,9 +163,6 @@ class TrainConfig:
             raise ValueError(f"mse_weight {self.mse_weight} must be finite and > 0")
         if self.seed < 0 or self.data_seed < 0:
             raise ValueError(f"seed {self.seed} and data_seed {self.data_seed} must be >= 0")
-        if self.log_every < 1 or self.save_every < 1:
-            raise ValueError(f"log_every {self.log_every} and save_every {self.save_every} "
-                             "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -177,6 +171,11 @@ class DeepJSCCConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def crop_size(self) -> tuple[int, int]:
+        """(h, w) of a training crop: ``train.crop``, or ``model.image_size`` for (0, 0)."""
+        return self.train.crop if self.train.crop != (0, 0) else self.model.image_size
 
     def __post_init__(self) -> None:
         m, t = self.model, self.train

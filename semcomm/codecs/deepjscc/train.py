@@ -1,29 +1,30 @@
-"""Train DeepJSCC on StreetScenes: a small self-contained trainer with exact resume.
+"""Train DeepJSCC on StreetScenes on the shared training loop, with exact resume.
 
 ::
 
     step s ─► draws from SeedSequence([seed, s]): image indices, crops, flips, channel
               count c, Es/N0 (uniform in dB over snr_range_db), channel of each image,
               noise/fading generator seed
-           ─► x ─► encode (first c maps, power-normalised) ─► simulate_channel
-           ─► decode(z_hat, g, snr) ─► MSE ─► Adam (warm-up + cosine)
-    every save_every steps: ckpt.pt (model, optimiser, step, resolved config) and
-    model.pt (the shippable model file), validation PSNR in log.jsonl
+           ─► x (StepImages: the step loader's workers) ─► encode (first c maps,
+              power-normalised) ─► simulate_channel ─► decode(z_hat, g, snr) ─► MSE
+           ─► Adam (warm-up + cosine)
+    every save_every steps and at the end: ckpt.pt (model, optimiser, step, resolved
+    config) and model.pt (the shippable model file), validation PSNR in log.jsonl
 
-Every draw of step s depends on (seed, s) only, so a run resumed from ``ckpt.pt`` is
-the run that was never stopped (bit for bit on a CPU; ``tests/codecs/deepjscc``).
-``--max-seconds T`` trains for a fixed wall time: over the second half of the warm-up
-(where the schedule does not depend on ``steps``) it measures the step rate, fixes
-``steps`` (stored in the checkpoint, so a resume keeps the schedule) and stops at T at
-the latest.
-
-TODO(issue 18): move onto the shared training engine once it lands; this loop, the
-checkpoint layout and the resume logic are what it replaces.
+:class:`DeepJSCCTrainer` supplies the hooks of :class:`LoopTrainer` (the loop of the
+learned codecs and the segmenter: step loader, log, atomic checkpoints, resume, stop).
+Every draw of step s depends on (seed, s) only, so a run resumed from ``ckpt.pt`` -- in
+another process, with another worker count -- is the run that was never stopped (bit for
+bit on a CPU; ``tests/codecs/deepjscc``). ``--max-seconds T`` trains for a fixed wall
+time: over the second half of the warm-up (where the schedule does not depend on
+``steps``) it measures the step rate, fixes ``steps`` (stored in the checkpoint, so a
+resume keeps the schedule) and stops at T at the latest (the loop's ``should_stop``).
 
 Usage::
 
     python -m semcomm.codecs.deepjscc.train --config configs/deepjscc.yaml \
-        --out results/train/deepjscc [--device cuda] [--workers 14] [--max-seconds 150]
+        --out results/train/deepjscc [--device cuda] [--workers 14] [--max-seconds 150] \
+        [--stop-at S]
 """
 
 from __future__ import annotations
@@ -34,10 +35,9 @@ import json
 import math
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -51,7 +51,7 @@ from semcomm.codecs.deepjscc.config import (
 )
 from semcomm.codecs.deepjscc.model import DeepJSCC, simulate_channel
 from semcomm.codecs.learned.modelfile import atomic_save
-from semcomm.codecs.learned.trainer import lr_at, truncate_log
+from semcomm.codecs.learned.trainer import LoopTrainer, RunOptions, lr_at
 
 #: Format tag of ckpt.pt and model.pt (the codec refuses other files).
 FORMAT = "semcomm-deepjscc-v1"
@@ -76,7 +76,7 @@ def draw_step(cfg: DeepJSCCConfig, step: int) -> StepDraws:
     rng = np.random.default_rng(np.random.SeedSequence([t.seed, step]))
     b = t.batch_size
     indices = rng.integers(0, t.data_count, b).tolist()
-    ch, cw = t.crop if t.crop != (0, 0) else m.image_size
+    ch, cw = cfg.crop_size
     f = m.factor
     tops = rng.integers(0, (m.image_size[0] - ch) // f + 1, b) * f
     lefts = rng.integers(0, (m.image_size[1] - cw) // f + 1, b) * f
@@ -89,8 +89,8 @@ def draw_step(cfg: DeepJSCCConfig, step: int) -> StepDraws:
                      c, snr, kinds, int(rng.integers(0, 2**62)))
 
 
-class SceneImages(torch.utils.data.Dataset):
-    """StreetScenes training images as [3, H, W] uint8 tensors (rendered on demand)."""
+class SceneImages(torch.utils.data.Dataset[torch.Tensor]):
+    """StreetScenes images as [3, H, W] uint8 tensors (rendered on demand)."""
 
     def __init__(self, cfg: DeepJSCCConfig, split: str = "train", count: int | None = None
                  ) -> None:
@@ -110,31 +110,20 @@ class SceneImages(torch.utils.data.Dataset):
         return torch.from_numpy(np.ascontiguousarray(self._ds[i].image)).permute(2, 0, 1)
 
 
-class StepSampler(torch.utils.data.Sampler[list[int]]):
-    """Index lists of steps start, start + 1, ... (endless; the loop decides when to stop)."""
+class StepImages:
+    """The batch maker (picklable; runs in the loop's workers): step -> [B,3,h,w] uint8,
+    the step's images with its crops and flips (:func:`draw_step`)."""
 
-    def __init__(self, cfg: DeepJSCCConfig, start: int) -> None:
-        self.cfg, self.start = cfg, start
+    def __init__(self, cfg: DeepJSCCConfig) -> None:
+        self.cfg, self.images = cfg, SceneImages(cfg)
 
-    def __iter__(self) -> Iterator[list[int]]:
-        step = self.start
-        while True:
-            yield draw_step(self.cfg, step).indices
-            step += 1
-
-    def __len__(self) -> int:
-        return sys.maxsize
-
-
-def make_batch(images: torch.Tensor, d: StepDraws, cfg: DeepJSCCConfig) -> torch.Tensor:
-    """[B,3,H,W] uint8 -> [B,3,h,w] float in [0,1]: the step's crops and flips."""
-    t, m = cfg.train, cfg.model
-    ch, cw = t.crop if t.crop != (0, 0) else m.image_size
-    out = []
-    for img, (top, left), flip in zip(images, d.crops, d.flips, strict=True):
-        crop = img[:, top:top + ch, left:left + cw]
-        out.append(crop.flip(-1) if flip else crop)
-    return torch.stack(out).float() / 255.0
+    def __call__(self, step: int) -> torch.Tensor:
+        d, (ch, cw) = draw_step(self.cfg, step), self.cfg.crop_size
+        out = []
+        for i, (top, left), flip in zip(d.indices, d.crops, d.flips, strict=True):
+            crop = self.images[i][:, top:top + ch, left:left + cw]
+            out.append(crop.flip(-1) if flip else crop)
+        return torch.stack(out)
 
 
 def train_step(model: DeepJSCC, x: torch.Tensor, d: StepDraws, cfg: DeepJSCCConfig
@@ -173,104 +162,157 @@ def export_model(model: DeepJSCC, cfg: DeepJSCCConfig, path: Path, meta: dict[st
                  "train": config_to_dict(cfg.train), "meta": meta}, path)
 
 
-def _save(out: Path, model: DeepJSCC, opt: torch.optim.Optimizer, cfg: DeepJSCCConfig,
-          step: int, meta: dict[str, Any]) -> None:
-    atomic_save({"format": FORMAT, "config": config_to_dict(cfg), "step": step,
-                 "model": model.state_dict(), "optimizer": opt.state_dict(), "meta": meta},
-                out / "ckpt.pt")
-    export_model(model, cfg, out / "model.pt", {**meta, "step": step})
+class DeepJSCCTrainer(LoopTrainer):
+    """DeepJSCC on the shared loop (:class:`LoopTrainer`), non-adversarial.
 
+    ::
 
-def _resume(out: Path, cfg: DeepJSCCConfig, model: DeepJSCC, opt: torch.optim.Optimizer,
-            device: str) -> tuple[DeepJSCCConfig, int, dict[str, Any]]:
-    """Load ckpt.pt when there is one; its config must equal ``cfg`` but for ``steps``."""
-    path = out / "ckpt.pt"
-    if not path.is_file():
-        return cfg, 0, {}
-    ck = torch.load(path, map_location=device, weights_only=True)
-    if ck.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a DeepJSCC checkpoint (format {ck.get('format')!r})")
-    saved = config_from_dict(ck["config"], source=str(path))
-    if dataclasses.replace(saved.train, steps=cfg.train.steps) != cfg.train \
-            or saved.model != cfg.model:
-        raise ValueError(f"{path}: was trained with another config; use a new --out folder")
-    model.load_state_dict(ck["model"])
-    opt.load_state_dict(ck["optimizer"])
-    meta = dict(ck.get("meta", {}))
-    # A wall-time run fixed its own steps (keep them); otherwise the caller's count wins.
-    return (saved if meta.get("steps_fixed") else cfg), int(ck["step"]), meta
+        StepImages(t) (step loader: workers, prefetch) ─► [B,3,h,w] ─► train_step (MSE
+          through the channel) ─► Adam at lr_at(t) ─► log.jsonl line (every log_every)
+        every save_every, at the end and at a wall-time stop: validation PSNR (a log
+          line) ─► ckpt.pt (model, optimiser, step, resolved config, meta) + model.pt
+
+    Weights start from ``torch.manual_seed(train.seed)``; an existing ``ckpt.pt`` is
+    resumed (its config must equal this one but for ``steps``). ``max_seconds``: wall-time
+    mode (module docstring).
+    """
+
+    name: ClassVar[str] = "deepjscc"
+    checkpoint_name: ClassVar[str] = "ckpt.pt"
+    log_name: ClassVar[str] = "log.jsonl"
+
+    def __init__(self, cfg: DeepJSCCConfig, device: torch.device | str = "cpu",
+                 options: RunOptions | None = None, max_seconds: float | None = None) -> None:
+        if max_seconds is not None and not max_seconds > 0:
+            raise ValueError(f"max_seconds {max_seconds} must be > 0")
+        self.cfg, self.seed, self.device = cfg, cfg.train.seed, torch.device(device)
+        self.options, self.max_seconds = options or RunOptions(), max_seconds
+        torch.manual_seed(cfg.train.seed)  # weight initialisation
+        self.model = DeepJSCC(cfg.model).to(self.device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr)
+        n = cfg.train.val_images
+        self.val = (torch.stack([SceneImages(cfg, "val", n)[i] for i in range(n)])
+                    if n else torch.zeros(0, 3, 1, 1)).to(self.device)
+        self.step, self._start = 0, time.monotonic()
+        self.meta: dict[str, Any] = {}
+        self._probe_t0: float | None = None
+        self._stop = False
+
+    # ------------------------------------------------------------------ the step
+    @property
+    def total_steps(self) -> int:
+        return self.cfg.train.steps
+
+    def batch_maker(self) -> StepImages:
+        return StepImages(self.cfg)
+
+    def begin(self) -> None:
+        self._start, self._stop = time.monotonic(), self.step >= self.total_steps
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        self.model.train()
+
+    def train_step(self, data: Any = None) -> dict[str, Any]:
+        """One Adam update of step ``self.step`` on [B,3,h,w] uint8 ``data``."""
+        t, step = self.cfg.train, self.step
+        images = self.host_batch(step) if data is None else data
+        d = draw_step(self.cfg, step)
+        lr = lr_at(step, t.steps, t.lr, t.min_lr, t.warmup_steps)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        loss = train_step(self.model, images.to(self.device).float() / 255.0, d, self.cfg)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.step += 1
+        self._wall_time()
+        return {"loss": loss.item(), "lr": lr, "c": d.channels}
+
+    def _wall_time(self) -> None:
+        """Wall-time mode: fix ``steps`` from the rate over the warm-up's second half;
+        stop at ``steps`` or at ``max_seconds``."""
+        elapsed = time.monotonic() - self._start
+        probe_end = max(2, self.cfg.train.warmup_steps)
+        if self.max_seconds is not None and not self.meta.get("steps_fixed"):
+            if self.step == probe_end // 2:
+                self._probe_t0 = time.monotonic()
+            elif self.step == probe_end and self._probe_t0 is not None:
+                rate = (probe_end - probe_end // 2) / max(time.monotonic() - self._probe_t0,
+                                                          1e-6)
+                steps = self.step + max(1, int(0.97 * (self.max_seconds - elapsed) * rate))
+                self.cfg = dataclasses.replace(self.cfg, train=dataclasses.replace(
+                    self.cfg.train, steps=steps))
+                self.meta["steps_fixed"] = True
+        self._stop = self.step >= self.total_steps or (
+            self.max_seconds is not None and elapsed > self.max_seconds)
+
+    def should_stop(self) -> bool:
+        return self._stop
+
+    # ------------------------------------------------------------------ log, checkpoints
+    def log_line(self, step: int, res: dict[str, Any], wait: float, seconds: float,
+                 end: int) -> str | None:
+        """The loss line (every log_every) and, when a checkpoint is due, the
+        validation line; each also printed."""
+        lines = []
+        if self.step % self.cfg.train.log_every == 0:
+            lines.append({"step": self.step, **res,
+                          "psnr_train": -10 * math.log10(max(res["loss"], 1e-10)),
+                          "seconds": round(time.monotonic() - self._start, 2)})
+        if self.save_due(end):
+            self.meta["val_psnr"] = validate(self.model, self.val, self.cfg)
+            lines.append({"step": self.step, "val_psnr": self.meta["val_psnr"],
+                          "val_snr_db": self.cfg.train.val_snr_db})
+        text = "\n".join(json.dumps(line) for line in lines)
+        if text:
+            print(text, flush=True)
+        return text or None
+
+    def keep_log_line(self, line: str, step: int) -> bool:
+        return bool(json.loads(line).get("step", -1) <= step)  # lines count steps done
+
+    def save_due(self, end: int) -> bool:
+        return (self.step % self.cfg.train.save_every == 0 or self.step == end
+                or self._stop)
+
+    def state(self) -> dict[str, Any]:
+        return {"format": FORMAT, "config": config_to_dict(self.cfg), "step": self.step,
+                "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "meta": self.meta}
+
+    def save(self, path: str | Path) -> None:
+        """``ckpt.pt`` and, beside it, the shippable ``model.pt``."""
+        super().save(path)
+        export_model(self.model, self.cfg, Path(path).parent / "model.pt",
+                     {**self.meta, "step": self.step})
+
+    def resume(self, path: str | Path) -> None:
+        """Load ``ckpt.pt``; its config must equal ours but for ``steps``."""
+        ck = torch.load(Path(path), map_location=self.device, weights_only=True)
+        if ck.get("format") != FORMAT:
+            raise ValueError(f"{path}: not a DeepJSCC checkpoint (format {ck.get('format')!r})")
+        saved = config_from_dict(ck["config"], source=str(path))
+        if dataclasses.replace(saved.train, steps=self.cfg.train.steps) != self.cfg.train \
+                or saved.model != self.cfg.model:
+            raise ValueError(f"{path}: was trained with another config; use a new --out folder")
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.meta = dict(ck.get("meta", {}))
+        # A wall-time run fixed its own steps (keep them); otherwise the caller's count wins.
+        if self.meta.get("steps_fixed"):
+            self.cfg = saved
+        self.step = int(ck["step"])
 
 
 def train(cfg: DeepJSCCConfig, out: Path, device: str = "cpu", workers: int = 0,
           max_seconds: float | None = None, stop_at: int | None = None) -> Path:
     """Train (or resume) into ``out``; returns the path of model.pt.
 
-    ``stop_at``: stop (after saving) at this step, as if killed there (tests).
+    ``stop_at``: stop (after saving) at this step, as if killed there.
     """
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.train.seed)
-    model = DeepJSCC(cfg.model).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
-    cfg, step, meta = _resume(out, cfg, model, opt, device)
-    timed = max_seconds is not None and not meta.get("steps_fixed", False)
-    log = out / "log.jsonl"
-    truncate_log(log, step + 1)  # lines carry the count of steps done: keep <= step
-    val = torch.stack([SceneImages(cfg, "val", cfg.train.val_images)[i]
-                       for i in range(cfg.train.val_images)]).to(device) \
-        if cfg.train.val_images else torch.zeros(0, 3, 1, 1)
-    loader = torch.utils.data.DataLoader(
-        SceneImages(cfg), batch_sampler=StepSampler(cfg, step), num_workers=workers,
-        pin_memory=device.startswith("cuda"), prefetch_factor=4 if workers else None)
-    start, probe_t0 = time.monotonic(), None
-    probe_end = max(2, cfg.train.warmup_steps)  # rate measured over the warm-up's 2nd half
-    probe_start = probe_end // 2
-    if device.startswith("cuda"):
-        torch.backends.cudnn.benchmark = True
-    model.train()
-    for images in loader:
-        if step >= cfg.train.steps or (stop_at is not None and step >= stop_at):
-            break
-        if max_seconds is not None and time.monotonic() - start > max_seconds:
-            break
-        d = draw_step(cfg, step)
-        lr = lr_at(step, cfg.train.steps, cfg.train.lr, cfg.train.min_lr,
-                   cfg.train.warmup_steps)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        loss = train_step(model, make_batch(images.to(device), d, cfg), d, cfg)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        if timed and step == probe_start:
-            probe_t0 = time.monotonic()
-        if timed and step == probe_end and probe_t0 is not None and max_seconds is not None:
-            rate = (probe_end - probe_start) / max(time.monotonic() - probe_t0, 1e-6)
-            left = max_seconds - (time.monotonic() - start)
-            cfg = dataclasses.replace(cfg, train=dataclasses.replace(
-                cfg.train, steps=step + max(1, int(0.97 * left * rate))))
-            meta["steps_fixed"], timed = True, False
-        if step % cfg.train.log_every == 0:
-            _log(log, {"step": step, "loss": loss.item(), "lr": lr,
-                       "psnr_train": -10 * math.log10(max(loss.item(), 1e-10)),
-                       "c": d.channels, "seconds": round(time.monotonic() - start, 2)})
-        if step % cfg.train.save_every == 0:
-            _checkpoint(out, model, opt, cfg, step, meta, val, log)
-    _checkpoint(out, model, opt, cfg, step, meta, val, log)
-    return out / "model.pt"
-
-
-def _checkpoint(out: Path, model: DeepJSCC, opt: torch.optim.Optimizer, cfg: DeepJSCCConfig,
-                step: int, meta: dict[str, Any], val: torch.Tensor, log: Path) -> None:
-    meta["val_psnr"] = validate(model, val, cfg)
-    _log(log, {"step": step, "val_psnr": meta["val_psnr"], "val_snr_db": cfg.train.val_snr_db})
-    _save(out, model, opt, cfg, step, meta)
-
-
-def _log(path: Path, line: dict[str, Any]) -> None:
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(line) + "\n")
-    print(json.dumps(line), flush=True)
+    trainer = DeepJSCCTrainer(cfg, device, RunOptions(workers=workers), max_seconds)
+    trainer.run_loop(out, progress=False, stop_at=stop_at)
+    return Path(out) / "model.pt"
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -284,6 +326,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crop", type=int, nargs=2, default=None, help="override train.crop")
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="fixed wall time: steps are set from the measured step rate")
+    parser.add_argument("--stop-at", type=int, default=None, metavar="STEP",
+                        help="checkpoint and stop at this step (rerun to continue)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -299,18 +343,21 @@ def run(args: argparse.Namespace) -> int:
         if over:
             cfg = config_from_dict({**config_to_dict(cfg), "train": {
                 **config_to_dict(cfg.train), **over}}, source=args.config)
-        if args.workers < 0 or (args.max_seconds is not None and args.max_seconds <= 0):
-            raise ValueError(f"--workers {args.workers} must be >= 0 and --max-seconds "
-                             f"{args.max_seconds} > 0")
+        if args.workers < 0 or (args.max_seconds is not None and args.max_seconds <= 0) \
+                or (args.stop_at is not None and args.stop_at < 0):
+            raise ValueError(f"--workers {args.workers} and --stop-at {args.stop_at} must "
+                             f"be >= 0, --max-seconds {args.max_seconds} > 0")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    path = train(cfg, Path(args.out), args.device, args.workers, args.max_seconds)
+    path = train(cfg, Path(args.out), args.device, args.workers, args.max_seconds,
+                 args.stop_at)
     print(f"model file: {path}")
     return 0
 
 
-__all__ = ["FORMAT", "StepDraws", "TrainConfig", "draw_step", "export_model", "train"]
+__all__ = ["FORMAT", "DeepJSCCTrainer", "StepDraws", "StepImages", "TrainConfig", "draw_step",
+           "export_model", "train"]
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m semcomm.codecs.deepjscc.train")

@@ -19,8 +19,8 @@ import yaml
 
 from semcomm.codecs.config_schema import build_config
 
-__all__ = ["PERCEPTUALS", "DataSource", "LoopConfig", "VQKeys", "check_loop", "check_weights",
-           "read_yaml", "split_data_params", "typed_config"]
+__all__ = ["PERCEPTUALS", "DataSource", "LoopConfig", "VQKeys", "check_loop", "check_schedule",
+           "check_weights", "read_yaml", "split_data_params", "typed_config"]
 
 #: Perceptual terms of the generators (``semcomm.codecs.learned.perceptual``).
 PERCEPTUALS = ("segmenter", "lpips", "none")
@@ -127,25 +127,35 @@ def check_weights(weights: Mapping[str, float]) -> None:
         raise ValueError(f"loss weights must be finite and >= 0, got {bad}")
 
 
-def check_loop(t: Any) -> None:
-    """Checks of the keys every codec's ``train`` section has (optimiser, discriminator,
-    perceptual term, logging, EMA); ValueError naming the value and the allowed range."""
+def check_schedule(t: Any) -> None:
+    """Checks of the keys of every ``train`` section on the shared loop (steps,
+    batch_size, lr, min_lr, warmup_steps, log_every, save_every); ValueError naming the
+    value and the allowed range."""
     steps = getattr(t, "steps", 0)  # an int, or SQ-GAN's {stage: int} (checked there)
     if isinstance(steps, int) and steps < 0:
         raise ValueError(f"train.steps {steps} must be >= 0")
     if t.batch_size < 1 or t.lr <= 0.0 or t.min_lr < 0.0:
         raise ValueError(f"batch_size {t.batch_size} must be >= 1, lr {t.lr} > 0, "
                          f"min_lr {t.min_lr} >= 0")
-    if t.disc_start < 0 or t.warmup_steps < 0:
+    if t.warmup_steps < 0:
+        raise ValueError(f"train.warmup_steps {t.warmup_steps} must be >= 0")
+    if t.log_every < 1 or t.save_every < 1:
+        raise ValueError(f"log_every {t.log_every} and save_every {t.save_every} "
+                         "must be >= 1")
+
+
+def check_loop(t: Any) -> None:
+    """Checks of the keys every learned codec's ``train`` section has (those of
+    :func:`check_schedule`, discriminator, perceptual term, EMA); ValueError naming the
+    value and the allowed range."""
+    check_schedule(t)
+    if t.disc_start < 0:
         raise ValueError(f"train.disc_start {t.disc_start} and train.warmup_steps "
                          f"{t.warmup_steps} must be >= 0")
     if t.perceptual not in PERCEPTUALS:
         raise ValueError(f"perceptual {t.perceptual!r} not in {PERCEPTUALS}")
     if t.disc_norm not in DISC_NORMS:
         raise ValueError(f"disc_norm {t.disc_norm!r} not in {DISC_NORMS}")
-    if t.log_every < 1 or t.save_every < 1:
-        raise ValueError(f"log_every {t.log_every} and save_every {t.save_every} "
-                         "must be >= 1")
     if not 0.0 <= t.ema_decay < 1.0:
         raise ValueError(f"train.ema_decay {t.ema_decay} outside [0, 1) (0 = no EMA)")
 

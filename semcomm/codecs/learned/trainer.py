@@ -183,9 +183,10 @@ class LoopTrainer:
     A subclass sets ``step``, ``seed``, ``device`` and ``options`` in its constructor and
     supplies ``batch_maker``, ``train_step``, ``state``, ``resume``, ``total_steps``,
     ``log_line`` and ``save_due``; where it differs, ``log_header``, ``keep_log_line``,
-    ``begin`` and ``postfix``. ``checkpoint_name`` and ``log_name`` name the run folder's
-    files; ``resume_found`` says whether an existing checkpoint is resumed without being
-    asked (the codecs) or only when the caller asks (the segmenter's ``--resume``).
+    ``begin``, ``postfix`` and ``should_stop``. ``checkpoint_name`` and ``log_name`` name
+    the run folder's files; ``resume_found`` says whether an existing checkpoint is resumed
+    without being asked (the codecs) or only when the caller asks (the segmenter's
+    ``--resume``).
     """
 
     name: ClassVar[str] = "model"          # progress bar and messages
@@ -245,6 +246,10 @@ class LoopTrainer:
         """Progress-bar values after a logged step."""
         return {}
 
+    def should_stop(self) -> bool:
+        """Whether to end the run before its next step (e.g. a wall-time limit)."""
+        return False
+
     @property
     def run_name(self) -> str:
         return self.name
@@ -302,7 +307,8 @@ class LoopTrainer:
 
             self.begin()
             run_steps(self._maker, self.step, end, lambda _, data: self.train_step(data),
-                      after, self.options, pin_memory=self.device.type == "cuda")
+                      after, self.options, pin_memory=self.device.type == "cuda",
+                      stop=self.should_stop)
         bar.close()
         return out
 
@@ -546,16 +552,20 @@ class GANTrainer(LoopTrainer, Generic[CfgT, ModelT, LossT]):
 
 def run_steps(make: Callable[[int], _B], start: int, end: int,
               update: Callable[[int, _B], _R], after: Callable[[int, _R, float, float], None],
-              options: RunOptions, pin_memory: bool = False) -> None:
+              options: RunOptions, pin_memory: bool = False,
+              stop: Callable[[], bool] | None = None) -> None:
     """The stepping every trainer shares (the codecs' GANTrainer, the segmenter's).
 
     Batches ``make(t)`` of steps ``start .. end - 1`` come from the step loader
     (``options.workers`` processes, ``options.prefetch`` ahead, pinned memory on CUDA);
     each is applied by ``update(t, batch)``, then ``after(t, result, data_sec, sec)``
     logs and checkpoints, with the seconds the step waited for its batch and in all.
+    ``stop()`` true before a step ends the run there.
     """
     batches = step_loader(make, start, end, options.workers, options.prefetch, pin_memory)
     for step in range(start, end):
+        if stop is not None and stop():
+            break
         tic = time.perf_counter()
         data = next(batches)
         wait = time.perf_counter() - tic

@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"semcomm run: {err}", file=sys.stderr)
         return 2
     from semcomm.runner.run import SetupError, run_experiment, set_threads
+    from semcomm.runner.store import RunLocked
     from semcomm.runner.summary import table
 
     started: list[Path] = []
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = run_experiment(exp, args.out, args.resume, args.workers,
                                 progress=not args.quiet, on_start=announce)
-    except SetupError as err:
+    except (SetupError, RunLocked) as err:
         print(f"semcomm run: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

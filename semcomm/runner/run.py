@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from semcomm.runner.config import Experiment, resolve, to_yaml
 from semcomm.runner.plots import all_plots, gallery_snrs
-from semcomm.runner.store import PointStore
+from semcomm.runner.store import PointStore, RunLock
 from semcomm.runner.summary import summarize, write_csv
 from semcomm.runner.sweep import Context, Encoder, phase_one, phase_two, plan_points
 from semcomm.utils import seed_everything
@@ -178,29 +178,36 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
     """
     start = time.perf_counter()
     seed_everything(exp.seed)
-    try:  # everything that can fail on the user's input, before any compute
-        ctx = Context(exp, resume_dir or out_root)
-    except (ValueError, OSError) as err:
-        raise SetupError(f"{exp.name}: {type(err).__name__}: {err}") from err
-    if resume_dir is None:
-        run_dir = new_run_dir(out_root, exp.name)
-        (run_dir / "config.yaml").write_text(to_yaml(exp))
-    else:
-        run_dir = resume_dir
-    ctx.run_dir = run_dir
-    if on_start is not None:
-        on_start(run_dir)
-    used = models_used(ctx)
-    workers = workers or (exp.executor.workers if exp.executor.kind == "process" else 1)
-    store = PointStore(run_dir / "points.jsonl")
+    # One writer per run folder: a concurrent --resume is refused before any compute.
+    lock = RunLock(resume_dir) if resume_dir is not None else None
     try:
-        _sweep(ctx, store, workers, progress)
-        lines = list(store.lines.values())
-    except KeyboardInterrupt:
-        raise Interrupted(run_dir, len(store)) from None
+        try:  # everything that can fail on the user's input, before any compute
+            ctx = Context(exp, resume_dir or out_root)
+        except (ValueError, OSError) as err:
+            raise SetupError(f"{exp.name}: {type(err).__name__}: {err}") from err
+        if resume_dir is None:
+            run_dir = new_run_dir(out_root, exp.name)
+            lock = RunLock(run_dir)
+            (run_dir / "config.yaml").write_text(to_yaml(exp))
+        else:
+            run_dir = resume_dir
+        ctx.run_dir = run_dir
+        if on_start is not None:
+            on_start(run_dir)
+        used = models_used(ctx)
+        workers = workers or (exp.executor.workers if exp.executor.kind == "process" else 1)
+        store = PointStore(run_dir / "points.jsonl")
+        try:
+            _sweep(ctx, store, workers, progress)
+            lines = list(store.lines.values())
+        except KeyboardInterrupt:
+            raise Interrupted(run_dir, len(store)) from None
+        finally:
+            store.close()
+        rows = write_results(exp, run_dir, lines, time.perf_counter() - start, workers, used)
     finally:
-        store.close()
-    rows = write_results(exp, run_dir, lines, time.perf_counter() - start, workers, used)
+        if lock is not None:
+            lock.release()
     return RunResult(run_dir, rows, time.perf_counter() - start)
 
 

@@ -7,6 +7,7 @@ complete and recomputes nothing already written.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -33,6 +34,40 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+class RunLocked(RuntimeError):
+    """Another process writes to this run folder (one writer per run folder)."""
+
+
+class RunLock:
+    """An exclusive ``fcntl`` lock on ``RUN_DIR/.lock`` held while a run writes there.
+
+    A second writer (a concurrent ``--resume``, a second ``semcomm merge``) fails at once
+    with :class:`RunLocked` instead of appending duplicate lines. The kernel drops the
+    lock when the holder exits, even on SIGKILL, so a killed run never leaves it stale.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / ".lock"
+        self._fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held open
+        try:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._fh.seek(0)
+            holder = self._fh.read().strip() or "another process"
+            self._fh.close()
+            raise RunLocked(f"run folder {str(run_dir)!r} is in use by {holder}; wait for "
+                            "it to finish (one writer per run folder)") from None
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(f"pid {os.getpid()}\n")
+        self._fh.flush()
+
+    def release(self) -> None:
+        if not self._fh.closed:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
 
 
 class PointStore:

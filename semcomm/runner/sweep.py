@@ -94,7 +94,10 @@ def transmission_seed(seed: int, image: int, link: str, snr_db: float, realizati
 class Context:
     """Everything built from an Experiment (the only place that imports the link)."""
 
-    def __init__(self, exp: Experiment, run_dir: Path) -> None:
+    def __init__(self, exp: Experiment, run_dir: Path,
+                 fallback: np.ndarray | None = None) -> None:
+        """``fallback``: the parent's fallback image, shipped to a worker, which then
+        also skips what only phase 1 needs (budget checks, the segmented tx semantics)."""
         from channels import Link
         from semcomm.data import build_dataset
         from semcomm.segmentation import build_segmenter
@@ -113,9 +116,11 @@ class Context:
         self.link_configs = dict(expand_links(exp.links))
         self.links = {label: Link(cfg) for label, cfg in self.link_configs.items()}
         self.analog = self._analog_channels()
-        self.fallback = _fallback_image(exp, self.samples)
-        self._check_budgets()
-        self.tx_labels = self._tx_semantics()
+        self.fallback = _fallback_image(exp, self.samples) if fallback is None else fallback
+        self._tx_labels: list[np.ndarray | None] | None = None
+        if fallback is None:  # the parent: fail before compute, segment in batches
+            self._check_budgets()
+            self._tx_labels = self._tx_semantics()
         # Intact payloads decode to the same image at every SNR point: decode them once.
         self.decode_cache = DecodeCache()
 
@@ -142,6 +147,13 @@ class Context:
                     for link in self.links:
                         for shape in shapes:
                             self.resolve_rate(RateSpec(kind, value), link, shape, c.display)
+
+    @property
+    def tx_labels(self) -> list[np.ndarray | None]:
+        """s given to each encoder (segmented on first use: phase-2 workers never encode)."""
+        if self._tx_labels is None:
+            self._tx_labels = self._tx_semantics()
+        return self._tx_labels
 
     def _tx_semantics(self) -> list[np.ndarray | None]:
         """s given to each encoder: the segmenter's map of x, or the ground truth."""
@@ -530,7 +542,7 @@ def _point_done(pt: Point, store: PointStore) -> dict[tuple[int, int], dict[str,
 _WORKER: tuple[Context, Encoder] | None = None
 
 
-def _worker_init(config: dict[str, Any], run_dir: str) -> None:
+def _worker_init(config: dict[str, Any], run_dir: str, fallback: np.ndarray) -> None:
     import signal
 
     import torch
@@ -541,7 +553,9 @@ def _worker_init(config: dict[str, Any], run_dir: str) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
     global _WORKER
-    ctx = Context(Experiment.model_validate(config), Path(run_dir))
+    # Once per process (pool initializer), not per point; the fallback image (up to
+    # 32 training images decoded and averaged) is shipped rather than rebuilt.
+    ctx = Context(Experiment.model_validate(config), Path(run_dir), fallback=fallback)
     _WORKER = (ctx, Encoder(ctx))  # payloads come from payloads/ (written by phase 1)
 
 
@@ -563,7 +577,7 @@ def phase_two(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm, workers:
             bar.update(1)
         return
     mp = multiprocessing.get_context("spawn")
-    init = (ctx.exp.model_dump(mode="json"), str(ctx.run_dir))
+    init = (ctx.exp.model_dump(mode="json"), str(ctx.run_dir), ctx.fallback)
     with mp.Pool(min(workers, len(jobs)), initializer=_worker_init, initargs=init) as pool:
         for lines in pool.imap_unordered(_worker_point, jobs):
             store.append(lines)

@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's semcomm, as the subprocesses use
 TARGET = 1.6
 
 

@@ -40,7 +40,14 @@ from semcomm.runner.config import Experiment, resolve, to_yaml
 from semcomm.runner.plots import all_plots, gallery_snrs
 from semcomm.runner.store import PointStore, RunLock
 from semcomm.runner.summary import summarize, write_csv
-from semcomm.runner.sweep import Context, Encoder, phase_one, phase_two, plan_points
+from semcomm.runner.sweep import (
+    Context,
+    Encoder,
+    phase_one,
+    phase_two,
+    plan_points,
+    shard_images,
+)
 from semcomm.utils import seed_everything
 
 SCHEMA_VERSION = 1
@@ -170,14 +177,21 @@ def provenance(exp: Experiment, used: dict[str, Any] | None = None) -> dict[str,
 def run_experiment(exp: Experiment, out_root: Path = Path("results"),
                    resume_dir: Path | None = None, workers: int | None = None,
                    progress: bool = True,
-                   on_start: Callable[[Path], None] | None = None) -> RunResult:
+                   on_start: Callable[[Path], None] | None = None,
+                   shard: tuple[int, int] | None = None) -> RunResult:
     """Run (or resume) ``exp``; returns the run folder and summary rows.
 
     ``on_start(run_dir)`` is called once the folder exists, before any compute.
+    ``shard=(k, n)`` measures only the k-th of n contiguous blocks of images (saved in
+    ``shard.json``, which a resume reads); ``semcomm merge`` joins the shards' folders.
     Ctrl-C raises :class:`Interrupted` (a KeyboardInterrupt) after closing the store.
     """
     start = time.perf_counter()
     seed_everything(exp.seed)
+    if resume_dir is not None and (resume_dir / "shard.json").is_file():
+        k, n = json.loads((resume_dir / "shard.json").read_text())
+        shard = (int(k), int(n))
+    check_shard(exp, shard)
     # One writer per run folder: a concurrent --resume is refused before any compute.
     lock = RunLock(resume_dir) if resume_dir is not None else None
     try:
@@ -189,9 +203,12 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
             run_dir = new_run_dir(out_root, exp.name)
             lock = RunLock(run_dir)
             (run_dir / "config.yaml").write_text(to_yaml(exp))
+            if shard is not None:
+                (run_dir / "shard.json").write_text(json.dumps(list(shard)))
         else:
             run_dir = resume_dir
         ctx.run_dir = run_dir
+        ctx.images = shard_images(len(ctx.samples), shard)
         if on_start is not None:
             on_start(run_dir)
         used = models_used(ctx)
@@ -211,9 +228,23 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
     return RunResult(run_dir, rows, time.perf_counter() - start)
 
 
+def check_shard(exp: Experiment, shard: tuple[int, int] | None) -> None:
+    """A shard ``(k, n)`` needs 0 <= k < n and no stopping rule (the rule stops a point
+    at an image of the whole image order, which one shard does not see)."""
+    if shard is None:
+        return
+    k, n = shard
+    if not (n >= 1 and 0 <= k < n):
+        raise SetupError(f"shard {k}/{n}: give i/N with N >= 1 and 0 <= i < N")
+    if n > 1 and exp.stopping.target_block_errors is not None:
+        raise SetupError(f"shard {k}/{n}: stopping.target_block_errors "
+                         f"{exp.stopping.target_block_errors} stops a point at an image of "
+                         "the whole run; shards need it null (fixed draws per point)")
+
+
 def _sweep(ctx: Context, store: PointStore, workers: int, progress: bool) -> None:
     enc = Encoder(ctx)
-    with tqdm(total=len(ctx.samples), desc="encode", unit="img", disable=not progress,
+    with tqdm(total=len(ctx.images), desc="encode", unit="img", disable=not progress,
               dynamic_ncols=True) as bar:
         phase_one(ctx, enc, store, bar)
     points = plan_points(ctx)

@@ -96,6 +96,18 @@ class PointStore:
                 line = json.loads(text)
                 self.lines[line_key(line)] = line
 
+    @staticmethod
+    def read(path: Path) -> dict[tuple[Any, ...], dict[str, Any]]:
+        """The complete lines of a ``points.jsonl`` by key, read only (no truncation)."""
+        raw = Path(path).read_bytes()
+        end = raw.rfind(b"\n") + 1
+        out = {}
+        for text in raw[:end].decode("utf-8").splitlines():
+            if text.strip():
+                line = json.loads(text)
+                out[line_key(line)] = line
+        return out
+
     def __contains__(self, key: tuple[Any, ...]) -> bool:
         return key in self.lines
 

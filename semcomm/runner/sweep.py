@@ -108,6 +108,8 @@ class Context:
         self.dataset = build_dataset(d.name, **kwargs)
         count = min(exp.max_images, len(self.dataset))
         self.samples: list[Sample] = [self.dataset[i] for i in range(count)]
+        #: The images this run measures (all, or one shard's; see :func:`shard_images`).
+        self.images: list[int] = list(range(count))
         self.segmenter = build_segmenter(exp.segmenter.name, **exp.segmenter.params)
         self.evaluator = Evaluator(exp, self.segmenter, exp.segmenter.name == "ground-truth",
                                    getattr(self.dataset, "projection", "pinhole"))
@@ -350,7 +352,8 @@ def error_free_specs(ctx: Context) -> list[tuple[str, RateSpec, str | None]]:
 
 def phase_one(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm) -> None:
     """Original and error-free lines; encodes (and caches) every payload."""
-    for i, sample in enumerate(ctx.samples):
+    for i in ctx.images:
+        sample = ctx.samples[i]
         key = ("original", "original", "-", "none", None, i, 0)
         if key not in store:
             s_hat = ctx.evaluator.segment([sample.image], [i], [sample.labels])[0]
@@ -512,9 +515,8 @@ def run_point(ctx: Context, enc: Encoder, pt: Point,
     """
     stop, reps = ctx.exp.stopping, ctx.exp.realizations
     errors = 0
-    n = len(ctx.samples)
-    for start in range(0, n, CHUNK_IMAGES):
-        images = range(start, min(n, start + CHUNK_IMAGES))
+    for start in range(0, len(ctx.images), CHUNK_IMAGES):
+        images = ctx.images[start:start + CHUNK_IMAGES]
         todo = [(i, r) for i in images for r in range(reps) if (i, r) not in done]
         new = _transmit_lines(ctx, enc, pt, todo) if todo else {}
         emit = []
@@ -542,7 +544,17 @@ def _point_done(pt: Point, store: PointStore) -> dict[tuple[int, int], dict[str,
 _WORKER: tuple[Context, Encoder] | None = None
 
 
-def _worker_init(config: dict[str, Any], run_dir: str, fallback: np.ndarray) -> None:
+def shard_images(count: int, shard: tuple[int, int] | None) -> list[int]:
+    """Images of shard ``(k, n)``: the k-th of n contiguous blocks of ``range(count)``
+    (sizes differ by at most one); every image of ``range(count)`` without a shard."""
+    if shard is None:
+        return list(range(count))
+    k, n = shard
+    return list(range(k * count // n, (k + 1) * count // n))
+
+
+def _worker_init(config: dict[str, Any], run_dir: str, fallback: np.ndarray,
+                 images: list[int]) -> None:
     import signal
 
     import torch
@@ -556,6 +568,7 @@ def _worker_init(config: dict[str, Any], run_dir: str, fallback: np.ndarray) -> 
     # Once per process (pool initializer), not per point; the fallback image (up to
     # 32 training images decoded and averaged) is shipped rather than rebuilt.
     ctx = Context(Experiment.model_validate(config), Path(run_dir), fallback=fallback)
+    ctx.images = images
     _WORKER = (ctx, Encoder(ctx))  # payloads come from payloads/ (written by phase 1)
 
 
@@ -577,7 +590,7 @@ def phase_two(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm, workers:
             bar.update(1)
         return
     mp = multiprocessing.get_context("spawn")
-    init = (ctx.exp.model_dump(mode="json"), str(ctx.run_dir), ctx.fallback)
+    init = (ctx.exp.model_dump(mode="json"), str(ctx.run_dir), ctx.fallback, ctx.images)
     with mp.Pool(min(workers, len(jobs)), initializer=_worker_init, initargs=init) as pool:
         for lines in pool.imap_unordered(_worker_point, jobs):
             store.append(lines)

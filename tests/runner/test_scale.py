@@ -95,3 +95,35 @@ def test_many_workers_gallery_identical_to_serial(serial_run: tuple[Path, Path],
     assert not [n for n in names if "tmp" in n]
     assert _gallery(serial) and _gallery(parallel) == _gallery(serial)
     assert (serial / "summary.csv").read_text() == (parallel / "summary.csv").read_text()
+
+
+def test_shards_merge_to_the_unsharded_summary(serial_run: tuple[Path, Path],
+                                               tmp_path: Path) -> None:
+    from semcomm.runner.merge import merge_runs
+    from semcomm.runner.run import SetupError
+
+    cfg, whole = serial_run
+    exp = load_experiment(cfg)
+    shards = [run_experiment(exp, tmp_path / "shards", progress=False, shard=(k, 2)).run_dir
+              for k in range(2)]
+    counts = [len((d / "points.jsonl").read_text().splitlines()) for d in shards]
+    assert counts == [1 + 2 + 8, 1 + 2 + 8]  # one image each: original, 2 error-free, 8 link
+    merged = merge_runs(shards[::-1], tmp_path / "merged").run_dir
+    assert (merged / "summary.csv").read_text() == (whole / "summary.csv").read_text()
+    assert _gallery(merged) == _gallery(whole)
+    with pytest.raises(SetupError, match=r"shards \[1\] of 2 given; missing \[0\]"):
+        merge_runs(shards[1:], tmp_path / "merged")
+    stopping = cfg.with_name("stop.yaml")
+    stopping.write_text(TINY + "stopping: {target_block_errors: 5}\n")
+    with pytest.raises(SetupError, match="shards need it null"):
+        run_experiment(load_experiment(stopping), tmp_path / "x", progress=False, shard=(0, 2))
+
+
+def test_shard_and_merge_on_the_command_line(tmp_path: Path) -> None:
+    cli = [sys.executable, "-c", "import sys; from semcomm.cli import main; sys.exit(main())"]
+    bad = subprocess.run([*cli, "run", "x.yaml", "--shard", "2/2"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "need N >= 1 and 0 <= i < N" in bad.stderr
+    none = subprocess.run([*cli, "merge", str(tmp_path)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert none.returncode == 2 and "is not a run folder" in none.stderr, none.stderr

@@ -206,6 +206,8 @@ class LinkConfig:
                                  f"channel='rayleigh-block', got channel={self.channel!r}")
         if not re.fullmatch(r"cpu|cuda(:\d+)?", str(self.device)):
             raise ValueError(f"device {self.device!r} not one of 'cpu', 'cuda', 'cuda:N'")
+        if self.device == "cuda":  # Sionna wants an index ("Invalid device: cuda")
+            object.__setattr__(self, "device", "cuda:0")
         if self.device != "cpu" and self.decoder == "fast":
             raise ValueError(f"device {self.device!r} needs decoder='sionna' or 'gpu'; the fast "
                              "decoder runs on the CPU (device='cpu')")

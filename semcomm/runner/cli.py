@@ -40,6 +40,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shard", type=_shard, default=None, metavar="i/N",
                         help="measure only the i-th of N blocks of images (0 <= i < N); "
                              "join the N run folders with `semcomm merge`")
+    parser.add_argument("--device", default=None, metavar="DEV",
+                        help="cpu | cuda | cuda:N | auto: torch device of the segmenter and "
+                             "learned codecs (default: the experiment's device, cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or table")
 
 
@@ -54,6 +57,19 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def _experiment(args: argparse.Namespace) -> Experiment:
+    exp = _given_experiment(args)
+    if args.device is not None:  # placement only: the same config otherwise
+        data = exp.model_dump(mode="json")
+        data["device"] = args.device
+        try:
+            exp = Experiment.model_validate(data)
+        except ValueError as err:
+            raise ConfigError(f"--device {args.device!r}: not one of cpu, cuda, cuda:N, "
+                              "auto") from err
+    return exp
+
+
+def _given_experiment(args: argparse.Namespace) -> Experiment:
     from semcomm.runner.run import load_run_config
 
     if args.resume is not None:

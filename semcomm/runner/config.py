@@ -15,6 +15,7 @@ import copy
 import difflib
 import itertools
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -260,6 +261,24 @@ class PlotsConfig(_Strict):
         return formats
 
 
+def resolve_device(device: str) -> str:
+    """``cpu | cuda | cuda:N | auto`` -> ``cpu`` or ``cuda:N``, checked against this host."""
+    import torch
+
+    if device == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise ValueError(f"device {device!r} not one of cpu, cuda, cuda:N, auto")
+    if device == "cpu":
+        return device
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(device.partition(":")[2] or 0)
+    if index >= count:
+        raise ValueError(f"device {device!r}: this host has {count} CUDA device(s); give "
+                         f"cpu, auto or cuda:0..cuda:{max(count - 1, 0)}")
+    return f"cuda:{index}"
+
+
 class Experiment(_Strict):
     """A whole experiment (see docs/experiments.md for every key)."""
 
@@ -279,6 +298,17 @@ class Experiment(_Strict):
     seed: NonNegativeInt = 0
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     plots: PlotsConfig = Field(default_factory=PlotsConfig)
+    #: Torch device of the segmenter and the learned codecs: cpu | cuda | cuda:N | auto
+    #: ("cuda" is saved as "cuda:0"; auto and the host's GPUs are resolved at run start,
+    #: by :func:`resolve_device`, so a run folder still loads on a host without CUDA).
+    device: str = "cpu"
+
+    @field_validator("device")
+    @classmethod
+    def _device_known(cls, device: str) -> str:
+        if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", device):
+            raise ValueError(f"device {device!r} not one of cpu, cuda, cuda:N, auto")
+        return "cuda:0" if device == "cuda" else device
 
     @field_validator("links")
     @classmethod

@@ -40,7 +40,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from semcomm.codecs.base import Codec, Payload, RatePoint, SymbolPayload
-from semcomm.codecs.registry import build_codec
+from semcomm.codecs.registry import build_codec, codec_factory
 from semcomm.data.types import Sample
 from semcomm.pipeline import (
     DecodeCache,
@@ -51,7 +51,7 @@ from semcomm.pipeline import (
     send_symbols,
     sends_symbols,
 )
-from semcomm.runner.config import Experiment, expand_links
+from semcomm.runner.config import Experiment, expand_links, resolve_device
 from semcomm.runner.measure import Evaluator, semantic_counts
 from semcomm.runner.store import PointStore
 
@@ -101,8 +101,10 @@ class Context:
         from channels import Link
         from semcomm.data import build_dataset
         from semcomm.segmentation import build_segmenter
+        from semcomm.segmentation.segmenters import SEGMENTERS
 
         self.exp, self.run_dir = exp, run_dir
+        self.device = resolve_device(exp.device)
         d = exp.dataset
         kwargs = _dataset_kwargs(d.model_dump(), d.name)
         self.dataset = build_dataset(d.name, **kwargs)
@@ -110,11 +112,15 @@ class Context:
         self.samples: list[Sample] = [self.dataset[i] for i in range(count)]
         #: The images this run measures (all, or one shard's; see :func:`shard_images`).
         self.images: list[int] = list(range(count))
-        self.segmenter = build_segmenter(exp.segmenter.name, **exp.segmenter.params)
+        self.segmenter = build_segmenter(
+            exp.segmenter.name, **_with_device(SEGMENTERS.get(exp.segmenter.name),
+                                               exp.segmenter.params, self.device))
         self.evaluator = Evaluator(exp, self.segmenter, exp.segmenter.name == "ground-truth",
                                    getattr(self.dataset, "projection", "pinhole"))
         self.codecs: dict[str, Codec] = {
-            c.display: build_codec(c.name, **c.params) for c in exp.codecs}
+            c.display: build_codec(c.name, **_with_device(codec_factory(c.name), c.params,
+                                                          self.device))
+            for c in exp.codecs}
         self.link_configs = dict(expand_links(exp.links))
         self.links = {label: Link(cfg) for label, cfg in self.link_configs.items()}
         self.analog = self._analog_channels()
@@ -210,6 +216,18 @@ class Context:
             fallback = np.asarray(Image.fromarray(fallback).resize((shape[1], shape[0])))
         return Receiver(self.codecs[codec], self.exp.failure.policy, fallback,
                         cache=self.decode_cache, cache_key=codec)
+
+
+def _with_device(factory: Any, params: dict[str, Any], device: str) -> dict[str, Any]:
+    """``params`` plus the experiment's ``device`` when ``factory`` takes one (networks:
+    learned codecs, segmenters) and the YAML's params do not set it themselves."""
+    import inspect
+
+    try:
+        takes = "device" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        takes = False
+    return {"device": device, **params} if takes else dict(params)
 
 
 def _dataset_kwargs(d: dict[str, Any], name: str) -> dict[str, Any]:

@@ -127,3 +127,57 @@ def test_shard_and_merge_on_the_command_line(tmp_path: Path) -> None:
     none = subprocess.run([*cli, "merge", str(tmp_path)], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert none.returncode == 2 and "is not a run folder" in none.stderr, none.stderr
+
+
+# --------------------------------------------------------------------------- device
+
+
+def test_device_is_validated_and_normalised(tmp_path: Path) -> None:
+    import torch
+
+    from channels.config import LinkConfig
+    from semcomm.runner.config import ConfigError, resolve_device
+
+    cfg = tmp_path / "d.yaml"
+    cfg.write_text(TINY + "device: cuda\n")
+    assert load_experiment(cfg).device == "cuda:0"
+    cfg.write_text(TINY + "device: gpu\n")
+    with pytest.raises(ConfigError, match="device 'gpu' not one of cpu, cuda, cuda:N, auto"):
+        load_experiment(cfg)
+    assert LinkConfig(decoder="sionna", device="cuda").device == "cuda:0"
+    assert resolve_device("auto") == ("cuda:0" if torch.cuda.is_available() else "cpu")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(ValueError, match=rf"cuda:{count}': this host has {count} CUDA"):
+        resolve_device(f"cuda:{count}")
+
+
+def test_device_flag_on_the_command_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY)
+    cli = [sys.executable, "-c", "import sys; from semcomm.cli import main; sys.exit(main())"]
+    bad = subprocess.run([*cli, "run", str(cfg), "--device", "tpu"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--device 'tpu': not one of" in bad.stderr, bad.stderr
+
+
+@pytest.mark.gpu
+def test_gpu_run_matches_cpu_run_closely(tmp_path: Path) -> None:
+    import json
+    import math
+
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    cfg = tmp_path / "amvq.yaml"
+    cfg.write_text(TINY.replace("{name: webp, bpp: [1.0]}", "{name: amvq, knob: [0.3]}"))
+    exp = load_experiment(cfg)
+    cpu = run_experiment(exp, tmp_path / "cpu", progress=False)
+    gpu = run_experiment(exp.model_copy(update={"device": "cuda:0"}), tmp_path / "gpu",
+                         progress=False)
+    summary = json.loads((gpu.run_dir / "summary.json").read_text())
+    assert set(summary["provenance"]["devices"].values()) == {"cuda:0"}
+    for a, b in zip(cpu.rows, gpu.rows, strict=True):
+        assert (a["codec"], a["snr_db"]) == (b["codec"], b["snr_db"])
+        if a["kind"] != "original" and math.isfinite(a.get("psnr") or math.nan):
+            assert b["psnr"] == pytest.approx(a["psnr"], abs=0.5)

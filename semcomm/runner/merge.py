@@ -22,7 +22,7 @@ from typing import Any
 
 from semcomm.runner.config import to_yaml
 from semcomm.runner.run import RunResult, SetupError, load_run_config, new_run_dir, write_results
-from semcomm.runner.store import PointStore, RunLock, line_key
+from semcomm.runner.store import PointStore, RunLock, iter_lines, line_key
 
 
 def merge_runs(run_dirs: list[Path], out_root: Path = Path("results")) -> RunResult:
@@ -42,13 +42,6 @@ def merge_runs(run_dirs: list[Path], out_root: Path = Path("results")) -> RunRes
             raise SetupError(f"merge: {str(d)!r} ran another experiment than "
                              f"{str(run_dirs[0])!r} (config.yaml differs)")
     _check_shards(run_dirs)
-    lines: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for d in run_dirs:
-        for key, line in PointStore.read(d / "points.jsonl").items():
-            if key in lines and lines[key] != line:
-                raise SetupError(f"merge: {str(d)!r} has another result for {key} than an "
-                                 "earlier RUN_DIR (not shards of one run)")
-            lines[key] = line
     exp = exps[0]
     run_dir = new_run_dir(out_root, exp.name)
     lock = RunLock(run_dir)
@@ -59,15 +52,33 @@ def merge_runs(run_dirs: list[Path], out_root: Path = Path("results")) -> RunRes
             for sub in ("gallery", "features"):
                 if (d / sub).is_dir():
                     shutil.copytree(d / sub, run_dir / sub, dirs_exist_ok=True)
-        store = PointStore(run_dir / "points.jsonl")
-        store.append(sorted(lines.values(), key=lambda x: json.dumps(line_key(x))))
-        store.close()
-        used = _used(run_dirs[0])
-        rows = write_results(exp, run_dir, list(store.lines.values()),
-                             time.perf_counter() - start, 1, used)
+        _join_points(run_dirs, run_dir / "points.jsonl")
+        rows = write_results(exp, run_dir, time.perf_counter() - start, 1,
+                             _used(run_dirs[0]))
     finally:
         lock.release()
     return RunResult(run_dir, rows, time.perf_counter() - start)
+
+
+def _join_points(run_dirs: list[Path], path: Path) -> None:
+    """Every shard's lines into ``path`` (streamed); a key seen twice must agree."""
+    digests: dict[tuple[Any, ...], int] = {}
+    store = PointStore(path)
+    try:
+        for d in run_dirs:
+            batch = []
+            for _, line in iter_lines(d / "points.jsonl"):
+                key, digest = line_key(line), hash(json.dumps(line, sort_keys=True))
+                if digests.setdefault(key, digest) != digest:
+                    raise SetupError(f"merge: {str(d)!r} has another result for {key} than "
+                                     "an earlier RUN_DIR (not shards of one run)")
+                batch.append(line)
+                if len(batch) == 1000:  # one fsync per 1000 lines
+                    store.append(batch)
+                    batch = []
+            store.append(batch)
+    finally:
+        store.close()
 
 
 def _check_shards(run_dirs: list[Path]) -> None:

@@ -39,7 +39,7 @@ from tqdm import tqdm
 from semcomm.runner.config import Experiment, resolve, to_yaml
 from semcomm.runner.plots import all_plots, gallery_snrs
 from semcomm.runner.store import PointStore, RunLock
-from semcomm.runner.summary import summarize, write_csv
+from semcomm.runner.summary import summarize_file, write_csv
 from semcomm.runner.sweep import (
     Context,
     Encoder,
@@ -216,12 +216,11 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
         store = PointStore(run_dir / "points.jsonl")
         try:
             _sweep(ctx, store, workers, progress)
-            lines = list(store.lines.values())
         except KeyboardInterrupt:
             raise Interrupted(run_dir, len(store)) from None
         finally:
             store.close()
-        rows = write_results(exp, run_dir, lines, time.perf_counter() - start, workers, used)
+        rows = write_results(exp, run_dir, time.perf_counter() - start, workers, used)
     finally:
         if lock is not None:
             lock.release()
@@ -253,13 +252,14 @@ def _sweep(ctx: Context, store: PointStore, workers: int, progress: bool) -> Non
         phase_two(ctx, enc, store, bar, workers)
 
 
-def write_results(exp: Experiment, run_dir: Path, lines: list[dict[str, Any]],
-                  wall_s: float, workers: int,
+def write_results(exp: Experiment, run_dir: Path, wall_s: float, workers: int,
                   used: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """summary.csv, summary.json, the figures and report.html from all measurement lines."""
-    rows = summarize(lines, [c.display for c in exp.codecs], exp.max_images,
-                     exp.metrics.bootstrap, exp.metrics.confidence, exp.seed, run_dir,
-                     fid=exp.metrics.fid is not None)
+    """summary.csv, summary.json, the figures and report.html from ``points.jsonl``
+    (read point by point: memory does not grow with the number of measurements)."""
+    rows, measurements = summarize_file(
+        run_dir / "points.jsonl", [c.display for c in exp.codecs], exp.max_images,
+        exp.metrics.bootstrap, exp.metrics.confidence, exp.seed, run_dir,
+        fid=exp.metrics.fid is not None)
     write_csv(rows, run_dir / "summary.csv")
     summary = {
         "schema_version": SCHEMA_VERSION,
@@ -267,7 +267,7 @@ def write_results(exp: Experiment, run_dir: Path, lines: list[dict[str, Any]],
         "created": dt.datetime.now().isoformat(timespec="seconds"),
         "wall_s": round(wall_s, 3),
         "workers": workers,
-        "measurements": len(lines),
+        "measurements": measurements,
         "provenance": provenance(exp, used),
         "config": exp.model_dump(mode="json"),
         "rows": rows,

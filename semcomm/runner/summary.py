@@ -148,36 +148,63 @@ def summarize(lines: Iterable[dict[str, Any]], codec_order: list[str], max_image
     for line in lines:
         groups[tuple(line[k] for k in _GROUP)].append(line)
     order = {c: j for j, c in enumerate(["original", *codec_order])}
-    out = []
-    for key in sorted(groups, key=lambda k: _sort_key(k, order)):
-        rows = sorted(groups[key], key=lambda r: (r["image"], r["realization"]))
-        row: dict[str, Any] = dict(zip(_GROUP, key, strict=True))
-        images = len({r["image"] for r in rows})
-        row.update(n=len(rows), images=images,
-                   stopped_early=row["kind"] == "link" and images < max_images)
-        row.update(_semantic(rows, n_boot, confidence, seed))
-        for metric in ("psnr", "ms_ssim", "lpips", *SPHERE_METRICS):
-            if any(metric in r for r in rows):
-                row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = _mean_ci(
-                    [r.get(metric) for r in rows], n_boot, confidence, seed)
-        row.update(_link(rows, confidence))
-        if row["kind"] != "original":
-            row["target_bpp"] = rows[0].get("target_bpp")
-            bpps = [r["bpp"] for r in rows if r.get("bpp") is not None]
-            row["bpp"] = float(np.mean(bpps)) if bpps else None
-            knobs = [r["knob"] for r in rows if r.get("knob") is not None]
-            row["knob"] = float(np.mean(knobs)) if knobs else None
-            row["unreachable"] = sum(bool(r.get("unreachable")) for r in rows)
-            for status in ("ok", "concealed", "failed"):
-                row[status] = sum(r.get("status") == status for r in rows)
-            extra = sorted({k for r in rows for k in r if k.startswith("x_")})
-            for k in extra:  # codec-specific numeric fields: means
-                vals = [r[k] for r in rows if isinstance(r.get(k), int | float)]
-                row[k] = float(np.mean(vals)) if vals else None
-        if fid:
-            row["fid"] = _fid(rows, run_dir)
-        out.append(row)
-    return out
+    return [_row(key, groups[key], max_images, n_boot, confidence, seed, run_dir, fid)
+            for key in sorted(groups, key=lambda k: _sort_key(k, order))]
+
+
+def summarize_file(path: Path, codec_order: list[str], max_images: int,
+                   n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
+                   run_dir: Path | None = None, fid: bool = False
+                   ) -> tuple[list[dict[str, Any]], int]:
+    """:func:`summarize` of a ``points.jsonl``, one point in memory at a time (flat memory:
+    a first pass keeps each point's byte offsets, then each point is read back, summed up
+    and dropped). The first line of a key wins, as in :class:`PointStore`. Returns the
+    rows and the number of measurements."""
+    from semcomm.runner.store import KEY_FIELDS, iter_lines, read_at
+
+    groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    seen: set[tuple[Any, ...]] = set()
+    for offset, line in iter_lines(path):
+        key = tuple(line[k] for k in KEY_FIELDS)
+        if key not in seen:
+            seen.add(key)
+            groups[key[:len(_GROUP)]].append(offset)
+    order = {c: j for j, c in enumerate(["original", *codec_order])}
+    rows = [_row(key, read_at(path, groups[key]), max_images, n_boot, confidence, seed,
+                 run_dir, fid) for key in sorted(groups, key=lambda k: _sort_key(k, order))]
+    return rows, len(seen)
+
+
+def _row(key: tuple[Any, ...], lines: list[dict[str, Any]], max_images: int, n_boot: int,
+         confidence: float, seed: int, run_dir: Path | None, fid: bool) -> dict[str, Any]:
+    """The summary row of one point (``lines``: its measurements, any order)."""
+    rows = sorted(lines, key=lambda r: (r["image"], r["realization"]))
+    row: dict[str, Any] = dict(zip(_GROUP, key, strict=True))
+    images = len({r["image"] for r in rows})
+    row.update(n=len(rows), images=images,
+               stopped_early=row["kind"] == "link" and images < max_images)
+    row.update(_semantic(rows, n_boot, confidence, seed))
+    for metric in ("psnr", "ms_ssim", "lpips", *SPHERE_METRICS):
+        if any(metric in r for r in rows):
+            row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = _mean_ci(
+                [r.get(metric) for r in rows], n_boot, confidence, seed)
+    row.update(_link(rows, confidence))
+    if row["kind"] != "original":
+        row["target_bpp"] = rows[0].get("target_bpp")
+        bpps = [r["bpp"] for r in rows if r.get("bpp") is not None]
+        row["bpp"] = float(np.mean(bpps)) if bpps else None
+        knobs = [r["knob"] for r in rows if r.get("knob") is not None]
+        row["knob"] = float(np.mean(knobs)) if knobs else None
+        row["unreachable"] = sum(bool(r.get("unreachable")) for r in rows)
+        for status in ("ok", "concealed", "failed"):
+            row[status] = sum(r.get("status") == status for r in rows)
+        extra = sorted({k for r in rows for k in r if k.startswith("x_")})
+        for k in extra:  # codec-specific numeric fields: means
+            vals = [r[k] for r in rows if isinstance(r.get(k), int | float)]
+            row[k] = float(np.mean(vals)) if vals else None
+    if fid:
+        row["fid"] = _fid(rows, run_dir)
+    return row
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:

@@ -552,7 +552,10 @@ def run_point(ctx: Context, enc: Encoder, pt: Point,
 
 
 def _point_done(pt: Point, store: PointStore) -> dict[tuple[int, int], dict[str, Any]]:
-    return {(line["image"], line["realization"]): line for key, line in store.lines.items()
+    """This point's measured (image, realisation) pairs with their block errors (all
+    that :func:`run_point` needs of a line already in points.jsonl)."""
+    return {(key[5], key[6]): {"block_errors": errors}
+            for key, errors in store.block_errors.items()
             if key[0] == "link" and key[1] == pt.codec and key[2] == pt.rate.label
             and key[3] == pt.link and key[4] == pt.snr_db}
 

@@ -181,3 +181,29 @@ def test_gpu_run_matches_cpu_run_closely(tmp_path: Path) -> None:
         assert (a["codec"], a["snr_db"]) == (b["codec"], b["snr_db"])
         if a["kind"] != "original" and math.isfinite(a.get("psnr") or math.nan):
             assert b["psnr"] == pytest.approx(a["psnr"], abs=0.5)
+
+
+# --------------------------------------------------------------------- flat memory
+
+
+def test_summary_from_disk_equals_summary_in_memory(serial_run: tuple[Path, Path],
+                                                    tmp_path: Path) -> None:
+    import json
+
+    from semcomm.runner.store import PointStore, iter_lines
+    from semcomm.runner.summary import summarize, summarize_file
+
+    _, run_dir = serial_run
+    lines = [line for _, line in iter_lines(run_dir / "points.jsonl")]
+    path = tmp_path / "points.jsonl"
+    text = (run_dir / "points.jsonl").read_text()
+    # a duplicated line (what a concurrent writer once left) and a partial last line
+    path.write_text(text + text.splitlines(keepends=True)[-1] + '{"kind": "li')
+    rows, n = summarize_file(path, ["jpeg", "webp"], 2, n_boot=50)
+    assert n == len(lines)
+    assert json.dumps(rows) == json.dumps(summarize(lines, ["jpeg", "webp"], 2, n_boot=50))
+    store = PointStore(path)  # keeps keys and block errors only, not the lines
+    store.close()
+    assert len(store) == len(lines) and not hasattr(store, "lines")
+    assert sum(store.block_errors.values()) == sum(int(x.get("block_errors") or 0)
+                                                   for x in lines)

@@ -153,11 +153,21 @@ class SnrConfig(_Strict):
         return v.values() if isinstance(v, RangeConfig) else [float(x) for x in (v or [])]
 
 
+#: Summary metrics whose interval can stop a point (``stopping.ci_half_width``).
+CI_METRICS = ("miou", "pixel_acc", "psnr", "ms_ssim", "bler")
+
+
 class StoppingConfig(_Strict):
-    """Per point: stop after the image at which ``target_block_errors`` block errors
-    have been seen (and at least ``min_images`` images), or at ``max_images``."""
+    """Per point, checked after each image (all its realisations) in image order, once
+    ``min_images`` images are in: stop when ``target_block_errors`` block errors have
+    been seen, or every interval named in ``ci_half_width`` (metric -> largest half
+    width, at ``metrics.confidence``) is that tight, or ``max_realizations`` draws
+    (image x realisation) are used; at the latest after ``max_images`` images."""
 
     target_block_errors: PositiveInt | None = None
+    ci_half_width: dict[Literal["miou", "pixel_acc", "psnr", "ms_ssim", "bler"],
+                        PositiveFloat] | None = None
+    max_realizations: PositiveInt | None = None
     max_images: PositiveInt | None = None
     min_images: PositiveInt = 1
 

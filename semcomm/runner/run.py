@@ -235,10 +235,13 @@ def check_shard(exp: Experiment, shard: tuple[int, int] | None) -> None:
     k, n = shard
     if not (n >= 1 and 0 <= k < n):
         raise SetupError(f"shard {k}/{n}: give i/N with N >= 1 and 0 <= i < N")
-    if n > 1 and exp.stopping.target_block_errors is not None:
-        raise SetupError(f"shard {k}/{n}: stopping.target_block_errors "
-                         f"{exp.stopping.target_block_errors} stops a point at an image of "
-                         "the whole run; shards need it null (fixed draws per point)")
+    st = exp.stopping
+    rules = {"target_block_errors": st.target_block_errors,
+             "ci_half_width": st.ci_half_width, "max_realizations": st.max_realizations}
+    for key, value in rules.items():
+        if n > 1 and value is not None:
+            raise SetupError(f"shard {k}/{n}: stopping.{key} {value} stops a point at an "
+                             "image of the whole run; shards need it null (fixed draws)")
 
 
 def _sweep(ctx: Context, store: PointStore, workers: int, progress: bool) -> None:
@@ -259,7 +262,7 @@ def write_results(exp: Experiment, run_dir: Path, wall_s: float, workers: int,
     rows, measurements = summarize_file(
         run_dir / "points.jsonl", [c.display for c in exp.codecs], exp.max_images,
         exp.metrics.bootstrap, exp.metrics.confidence, exp.seed, run_dir,
-        fid=exp.metrics.fid is not None)
+        fid=exp.metrics.fid is not None, stopping=exp.stopping)
     write_csv(rows, run_dir / "summary.csv")
     summary = {
         "schema_version": SCHEMA_VERSION,

@@ -53,7 +53,8 @@ from semcomm.pipeline import (
 )
 from semcomm.runner.config import Experiment, expand_links, resolve_device
 from semcomm.runner.measure import Evaluator, semantic_counts
-from semcomm.runner.store import PointStore
+from semcomm.runner.store import PointStore, iter_lines, line_key
+from semcomm.runner.summary import stop_reason
 
 #: Images per link batch (a chunk is computed together; stopping is still per image).
 CHUNK_IMAGES = 8
@@ -531,8 +532,9 @@ def run_point(ctx: Context, enc: Encoder, pt: Point,
     Stopping is evaluated after each image in image order, so the result is the same
     whatever the chunking, the workers, or where an earlier run was killed.
     """
-    stop, reps = ctx.exp.stopping, ctx.exp.realizations
-    errors = 0
+    exp = ctx.exp
+    stop, reps = exp.stopping, exp.realizations
+    seen: list[dict[str, Any]] = []  # this point's lines so far (one point in memory)
     for start in range(0, len(ctx.images), CHUNK_IMAGES):
         images = ctx.images[start:start + CHUNK_IMAGES]
         todo = [(i, r) for i in images for r in range(reps) if (i, r) not in done]
@@ -541,23 +543,34 @@ def run_point(ctx: Context, enc: Encoder, pt: Point,
         for i in images:
             for r in range(reps):
                 line = done.get((i, r)) or new[(i, r)]
-                errors += int(line["block_errors"])
+                seen.append(line)
                 if (i, r) in new:
                     emit.append(new[(i, r)])
-            if (stop.target_block_errors is not None and errors >= stop.target_block_errors
-                    and i + 1 >= stop.min_images):
+            if stop_reason(seen, stop, exp.metrics.bootstrap, exp.metrics.confidence,
+                           exp.seed) is not None:
                 yield emit
                 return
         yield emit
 
 
-def _point_done(pt: Point, store: PointStore) -> dict[tuple[int, int], dict[str, Any]]:
-    """This point's measured (image, realisation) pairs with their block errors (all
-    that :func:`run_point` needs of a line already in points.jsonl)."""
-    return {(key[5], key[6]): {"block_errors": errors}
+def _point_done(pt: Point, store: PointStore, full: dict[tuple[Any, ...], dict[str, Any]]
+                ) -> dict[tuple[int, int], dict[str, Any]]:
+    """This point's measured (image, realisation) pairs: their block errors (all that
+    the block-error rule needs), or their whole lines from ``full`` (interval rules)."""
+    return {(key[5], key[6]): full.get(key) or {"block_errors": errors, "image": key[5],
+                                                 "realization": key[6]}
             for key, errors in store.block_errors.items()
             if key[0] == "link" and key[1] == pt.codec and key[2] == pt.rate.label
             and key[3] == pt.link and key[4] == pt.snr_db}
+
+
+def _done_lines(ctx: Context, store: PointStore) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The link lines already in points.jsonl, when an interval rule needs them (a
+    resume with ``stopping.ci_half_width``; otherwise nothing is read)."""
+    if not ctx.exp.stopping.ci_half_width or not len(store):
+        return {}
+    return {line_key(line): line for _, line in iter_lines(store.path)
+            if line["kind"] == "link"}
 
 
 # Process-executor state of one worker (spawned: forking a process that holds torch,
@@ -603,7 +616,8 @@ def _worker_point(args: tuple[Point, dict[tuple[int, int], dict[str, Any]]]) -> 
 def phase_two(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm, workers: int) -> None:
     """Run every point (serially, or one point per worker process)."""
     points = plan_points(ctx)
-    jobs = [(pt, _point_done(pt, store)) for pt in points]
+    full = _done_lines(ctx, store)
+    jobs = [(pt, _point_done(pt, store, full)) for pt in points]
     if workers <= 1 or len(jobs) <= 1:
         for pt, done in jobs:
             for lines in run_point(ctx, enc, pt, done):

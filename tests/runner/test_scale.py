@@ -207,3 +207,37 @@ def test_summary_from_disk_equals_summary_in_memory(serial_run: tuple[Path, Path
     assert len(store) == len(lines) and not hasattr(store, "lines")
     assert sum(store.block_errors.values()) == sum(int(x.get("block_errors") or 0)
                                                    for x in lines)
+
+
+# ------------------------------------------------------------------------ stopping
+
+
+def test_stopping_on_confidence_is_recorded_and_deterministic(tmp_path: Path) -> None:
+    import csv
+
+    cfg = tmp_path / "ci.yaml"
+    cfg.write_text(TINY.replace("count: 2", "count: 6").replace("[-6, 0, 1, 6]", "[-6, 1, 8]")
+                   + "realizations: 2\n"
+                   "stopping: {ci_half_width: {psnr: 1.5}, max_realizations: 8, "
+                   "min_images: 2}\n")
+    exp = load_experiment(cfg)
+    serial = run_experiment(exp, tmp_path / "s", progress=False)
+    parallel = run_experiment(exp, tmp_path / "p", workers=3, progress=False)
+    text = (serial.run_dir / "summary.csv").read_text()
+    assert text == (parallel.run_dir / "summary.csv").read_text()
+    rows = [r for r in csv.DictReader(text.splitlines()) if r["kind"] == "link"]
+    reasons = {r["stop_reason"] for r in rows}
+    assert reasons <= {"ci_half_width", "max_realizations", "all_images"}
+    # 8 dB: error-free images agree closely; 1 dB, JPEG: some fail, the spread stays wide
+    assert {"ci_half_width", "max_realizations"} <= reasons
+    for r in rows:
+        n = int(r["n"])
+        assert n % 2 == 0 and 4 <= n <= 8  # whole images (2 draws each), 2 to 4 images
+        if r["stop_reason"] == "ci_half_width":
+            assert (float(r["psnr_hi"]) - float(r["psnr_lo"])) / 2 <= 1.5
+    bad = cfg.with_name("bad.yaml")
+    bad.write_text(TINY + "stopping: {ci_half_width: {mio: 0.01}}\n")
+    from semcomm.runner.config import ConfigError
+
+    with pytest.raises(ConfigError, match="mio"):
+        load_experiment(bad)

@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("semcomm.runner.cli", "run a YAML experiment (sweep SNR x rate x codec x link)"),
     "plot": ("semcomm.runner.cli:plot", "re-plot a finished run (restyle with a plots: section)"),
     "report": ("semcomm.runner.cli:report", "write a run's self-contained report.html"),
+    "merge": ("semcomm.runner.cli:merge", "join the run folders of --shard i/N runs into one"),
     "list": ("semcomm.listing", "list codecs, datasets, experiments or checkpoints"),
     "link-sweep": ("channels.cli", "BER/BLER vs SNR of the link alone, with Wilson intervals"),
     "data": ("semcomm.data.cli", "render StreetScenes training shards once, for reuse"),

@@ -6,6 +6,9 @@ run folder, runs the sweep with a progress bar, then prints the summary table. C
 ends it cleanly (exit status 130): the measured points stay in the run folder and the
 exact resume command is printed.
 
+``--shard i/N`` measures the i-th of N contiguous blocks of images (Slurm array jobs);
+``semcomm merge RUN_DIR...`` joins the shards' folders into one run folder.
+
 ``semcomm plot RUN_DIR`` redraws the figures of a finished run from its summary.json
 with the run's ``plots:`` section, overridden by a YAML file and by flags; it then
 rewrites report.html. ``semcomm report RUN_DIR`` writes report.html.
@@ -34,10 +37,39 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="tiny budget: 2 images, first rate, lowest and highest SNR")
     parser.add_argument("--workers", type=int, default=None,
                         help="worker processes (default: the experiment's executor)")
+    parser.add_argument("--shard", type=_shard, default=None, metavar="i/N",
+                        help="measure only the i-th of N blocks of images (0 <= i < N); "
+                             "join the N run folders with `semcomm merge`")
+    parser.add_argument("--device", default=None, metavar="DEV",
+                        help="cpu | cuda | cuda:N | auto: torch device of the segmenter and "
+                             "learned codecs (default: the experiment's device, cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or table")
 
 
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give i/N, e.g. 0/4") from None
+    if not (n >= 1 and 0 <= k < n):
+        raise argparse.ArgumentTypeError(f"{text!r}: need N >= 1 and 0 <= i < N")
+    return k, n
+
+
 def _experiment(args: argparse.Namespace) -> Experiment:
+    exp = _given_experiment(args)
+    if args.device is not None:  # placement only: the same config otherwise
+        data = exp.model_dump(mode="json")
+        data["device"] = args.device
+        try:
+            exp = Experiment.model_validate(data)
+        except ValueError as err:
+            raise ConfigError(f"--device {args.device!r}: not one of cpu, cuda, cuda:N, "
+                              "auto") from err
+    return exp
+
+
+def _given_experiment(args: argparse.Namespace) -> Experiment:
     from semcomm.runner.run import load_run_config
 
     if args.resume is not None:
@@ -72,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"semcomm run: {err}", file=sys.stderr)
         return 2
     from semcomm.runner.run import SetupError, run_experiment, set_threads
+    from semcomm.runner.store import RunLocked
     from semcomm.runner.summary import table
 
     started: list[Path] = []
@@ -83,8 +116,9 @@ def run(args: argparse.Namespace) -> int:
     set_threads()
     try:
         result = run_experiment(exp, args.out, args.resume, args.workers,
-                                progress=not args.quiet, on_start=announce)
-    except SetupError as err:
+                                progress=not args.quiet, on_start=announce,
+                                shard=args.shard)
+    except (SetupError, RunLocked) as err:
         print(f"semcomm run: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -203,4 +237,29 @@ def run_report(args: argparse.Namespace) -> int:
     if not any((args.run_dir / f"{stem}.png").is_file() for stem in CURVE_STEMS):
         replot(args.run_dir)
     print(write_report(args.run_dir, args.out))
+    return 0
+
+
+# -------------------------------------------------------------------------- merge
+
+
+def configure_merge(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Join the run folders of one experiment's shards (semcomm run "
+                          "--shard i/N) into a new run folder with one summary.")
+    parser.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    parser.add_argument("--out", type=Path, default=Path("results"),
+                        help="results root (default: results/)")
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from semcomm.runner.merge import merge_runs
+    from semcomm.runner.run import SetupError
+    from semcomm.runner.store import RunLocked
+
+    try:
+        result = merge_runs(args.run_dirs, args.out)
+    except (ConfigError, SetupError, RunLocked, OSError) as err:
+        print(f"semcomm merge: {err}", file=sys.stderr)
+        return 2
+    print(f"results: {result.run_dir}  ({len(result.rows)} summary rows)")
     return 0

@@ -15,6 +15,7 @@ import copy
 import difflib
 import itertools
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -217,11 +218,21 @@ class SnrConfig(_Strict):
         return v.values() if isinstance(v, RangeConfig) else [float(x) for x in (v or [])]
 
 
+#: Summary metrics whose interval can stop a point (``stopping.ci_half_width``).
+CI_METRICS = ("miou", "pixel_acc", "psnr", "ms_ssim", "bler")
+
+
 class StoppingConfig(_Strict):
-    """Per point: stop after the image at which ``target_block_errors`` block errors
-    have been seen (and at least ``min_images`` images), or at ``max_images``."""
+    """Per point, checked after each image (all its realisations) in image order, once
+    ``min_images`` images are in: stop when ``target_block_errors`` block errors have
+    been seen, or every interval named in ``ci_half_width`` (metric -> largest half
+    width, at ``metrics.confidence``) is that tight, or ``max_realizations`` draws
+    (image x realisation) are used; at the latest after ``max_images`` images."""
 
     target_block_errors: PositiveInt | None = None
+    ci_half_width: dict[Literal["miou", "pixel_acc", "psnr", "ms_ssim", "bler"],
+                        PositiveFloat] | None = None
+    max_realizations: PositiveInt | None = None
     max_images: PositiveInt | None = None
     min_images: PositiveInt = 1
 
@@ -331,6 +342,24 @@ class PlotsConfig(_Strict):
         return formats
 
 
+def resolve_device(device: str) -> str:
+    """``cpu | cuda | cuda:N | auto`` -> ``cpu`` or ``cuda:N``, checked against this host."""
+    import torch
+
+    if device == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise ValueError(f"device {device!r} not one of cpu, cuda, cuda:N, auto")
+    if device == "cpu":
+        return device
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(device.partition(":")[2] or 0)
+    if index >= count:
+        raise ValueError(f"device {device!r}: this host has {count} CUDA device(s); give "
+                         f"cpu, auto or cuda:0..cuda:{max(count - 1, 0)}")
+    return f"cuda:{index}"
+
+
 class Experiment(_Strict):
     """A whole experiment (see docs/experiments.md for every key)."""
 
@@ -354,6 +383,17 @@ class Experiment(_Strict):
     seed: NonNegativeInt = 0
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     plots: PlotsConfig = Field(default_factory=PlotsConfig)
+    #: Torch device of the segmenter and the learned codecs: cpu | cuda | cuda:N | auto
+    #: ("cuda" is saved as "cuda:0"; auto and the host's GPUs are resolved at run start,
+    #: by :func:`resolve_device`, so a run folder still loads on a host without CUDA).
+    device: str = "cpu"
+
+    @field_validator("device")
+    @classmethod
+    def _device_known(cls, device: str) -> str:
+        if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", device):
+            raise ValueError(f"device {device!r} not one of cpu, cuda, cuda:N, auto")
+        return "cuda:0" if device == "cuda" else device
 
     @field_validator("links")
     @classmethod

@@ -38,9 +38,16 @@ from tqdm import tqdm
 
 from semcomm.runner.config import Experiment, expand_links, resolve, to_yaml
 from semcomm.runner.plots import all_plots, gallery_snrs
-from semcomm.runner.store import PointStore
-from semcomm.runner.summary import summarize, write_csv
-from semcomm.runner.sweep import Context, Encoder, phase_one, phase_two, plan_points
+from semcomm.runner.store import PointStore, RunLock
+from semcomm.runner.summary import summarize_file, write_csv
+from semcomm.runner.sweep import (
+    Context,
+    Encoder,
+    phase_one,
+    phase_two,
+    plan_points,
+    shard_images,
+)
 from semcomm.utils import seed_everything
 
 SCHEMA_VERSION = 1
@@ -185,45 +192,78 @@ def provenance(exp: Experiment, used: dict[str, Any] | None = None) -> dict[str,
 def run_experiment(exp: Experiment, out_root: Path = Path("results"),
                    resume_dir: Path | None = None, workers: int | None = None,
                    progress: bool = True,
-                   on_start: Callable[[Path], None] | None = None) -> RunResult:
+                   on_start: Callable[[Path], None] | None = None,
+                   shard: tuple[int, int] | None = None) -> RunResult:
     """Run (or resume) ``exp``; returns the run folder and summary rows.
 
     ``on_start(run_dir)`` is called once the folder exists, before any compute.
+    ``shard=(k, n)`` measures only the k-th of n contiguous blocks of images (saved in
+    ``shard.json``, which a resume reads); ``semcomm merge`` joins the shards' folders.
     Ctrl-C raises :class:`Interrupted` (a KeyboardInterrupt) after closing the store.
     """
     start = time.perf_counter()
     seed_everything(exp.seed)
+    if resume_dir is not None and (resume_dir / "shard.json").is_file():
+        k, n = json.loads((resume_dir / "shard.json").read_text())
+        shard = (int(k), int(n))
+    check_shard(exp, shard)
     if resume_dir is None:
         check_writable(out_root)  # before loading any model
-    try:  # everything that can fail on the user's input, before any compute
-        ctx = Context(exp, resume_dir or out_root)
-    except (ValueError, OSError, TypeError) as err:
-        raise SetupError(f"{exp.name}: {type(err).__name__}: {err}") from err
-    if resume_dir is None:
-        run_dir = new_run_dir(out_root, exp.name)
-        (run_dir / "config.yaml").write_text(to_yaml(exp))
-    else:
-        run_dir = resume_dir
-    ctx.run_dir = run_dir
-    if on_start is not None:
-        on_start(run_dir)
-    used = models_used(ctx)
-    workers = workers or (exp.executor.workers if exp.executor.kind == "process" else 1)
-    store = PointStore(run_dir / "points.jsonl")
+    # One writer per run folder: a concurrent --resume is refused before any compute.
+    lock = RunLock(resume_dir) if resume_dir is not None else None
     try:
-        _sweep(ctx, store, workers, progress)
-        lines = list(store.lines.values())
-    except KeyboardInterrupt:
-        raise Interrupted(run_dir, len(store)) from None
+        try:  # everything that can fail on the user's input, before any compute
+            ctx = Context(exp, resume_dir or out_root)
+        except (ValueError, OSError, TypeError) as err:
+            raise SetupError(f"{exp.name}: {type(err).__name__}: {err}") from err
+        if resume_dir is None:
+            run_dir = new_run_dir(out_root, exp.name)
+            lock = RunLock(run_dir)
+            (run_dir / "config.yaml").write_text(to_yaml(exp))
+            if shard is not None:
+                (run_dir / "shard.json").write_text(json.dumps(list(shard)))
+        else:
+            run_dir = resume_dir
+        ctx.run_dir = run_dir
+        ctx.images = shard_images(len(ctx.samples), shard)
+        if on_start is not None:
+            on_start(run_dir)
+        used = models_used(ctx)
+        workers = workers or (exp.executor.workers if exp.executor.kind == "process" else 1)
+        store = PointStore(run_dir / "points.jsonl")
+        try:
+            _sweep(ctx, store, workers, progress)
+        except KeyboardInterrupt:
+            raise Interrupted(run_dir, len(store)) from None
+        finally:
+            store.close()
+        rows = write_results(exp, run_dir, time.perf_counter() - start, workers, used)
     finally:
-        store.close()
-    rows = write_results(exp, run_dir, lines, time.perf_counter() - start, workers, used)
+        if lock is not None:
+            lock.release()
     return RunResult(run_dir, rows, time.perf_counter() - start)
+
+
+def check_shard(exp: Experiment, shard: tuple[int, int] | None) -> None:
+    """A shard ``(k, n)`` needs 0 <= k < n and no stopping rule (the rule stops a point
+    at an image of the whole image order, which one shard does not see)."""
+    if shard is None:
+        return
+    k, n = shard
+    if not (n >= 1 and 0 <= k < n):
+        raise SetupError(f"shard {k}/{n}: give i/N with N >= 1 and 0 <= i < N")
+    st = exp.stopping
+    rules = {"target_block_errors": st.target_block_errors,
+             "ci_half_width": st.ci_half_width, "max_realizations": st.max_realizations}
+    for key, value in rules.items():
+        if n > 1 and value is not None:
+            raise SetupError(f"shard {k}/{n}: stopping.{key} {value} stops a point at an "
+                             "image of the whole run; shards need it null (fixed draws)")
 
 
 def _sweep(ctx: Context, store: PointStore, workers: int, progress: bool) -> None:
     enc = Encoder(ctx)
-    with tqdm(total=len(ctx.samples), desc="encode", unit="img", disable=not progress,
+    with tqdm(total=len(ctx.images), desc="encode", unit="img", disable=not progress,
               dynamic_ncols=True) as bar:
         phase_one(ctx, enc, store, bar)
     points = plan_points(ctx)
@@ -232,13 +272,14 @@ def _sweep(ctx: Context, store: PointStore, workers: int, progress: bool) -> Non
         phase_two(ctx, enc, store, bar, workers)
 
 
-def write_results(exp: Experiment, run_dir: Path, lines: list[dict[str, Any]],
-                  wall_s: float, workers: int,
+def write_results(exp: Experiment, run_dir: Path, wall_s: float, workers: int,
                   used: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """summary.csv, summary.json, the figures and report.html from all measurement lines."""
-    rows = summarize(lines, [c.display for c in exp.codecs], exp.max_images,
-                     exp.metrics.bootstrap, exp.metrics.confidence, exp.seed, run_dir,
-                     fid=exp.metrics.fid is not None)
+    """summary.csv, summary.json, the figures and report.html from ``points.jsonl``
+    (read point by point: memory does not grow with the number of measurements)."""
+    rows, measurements = summarize_file(
+        run_dir / "points.jsonl", [c.display for c in exp.codecs], exp.max_images,
+        exp.metrics.bootstrap, exp.metrics.confidence, exp.seed, run_dir,
+        fid=exp.metrics.fid is not None, stopping=exp.stopping)
     write_csv(rows, run_dir / "summary.csv")
     summary = {
         "schema_version": SCHEMA_VERSION,
@@ -246,7 +287,7 @@ def write_results(exp: Experiment, run_dir: Path, lines: list[dict[str, Any]],
         "created": dt.datetime.now().isoformat(timespec="seconds"),
         "wall_s": round(wall_s, 3),
         "workers": workers,
-        "measurements": len(lines),
+        "measurements": measurements,
         # What mIoU was scored against: ground-truth labels, or the evaluating
         # segmenter's map of the original ("original-segmentation", a pseudo truth).
         "miou_reference": exp.dataset.resolved_reference,

@@ -43,6 +43,7 @@ from semcomm.metrics import frechet_distance, mean_iou, pixel_accuracy
 #: Columns of summary.csv, in order.
 COLUMNS = [
     "kind", "codec", "rate", "link", "snr_db", "esno_db", "n", "images", "stopped_early",
+    "stop_reason",
     "miou", "miou_lo", "miou_hi", "pixel_acc", "pixel_acc_lo", "pixel_acc_hi",
     "map_miou", "psnr", "psnr_lo", "psnr_hi", "ms_ssim", "ms_ssim_lo", "ms_ssim_hi",
     "lpips", "lpips_lo", "lpips_hi", "fid",
@@ -163,43 +164,108 @@ def _fid(rows: list[dict[str, Any]], run_dir: Path | None) -> float:
 
 def summarize(lines: Iterable[dict[str, Any]], codec_order: list[str], max_images: int,
               n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
-              run_dir: Path | None = None, fid: bool = False) -> list[dict[str, Any]]:
+              run_dir: Path | None = None, fid: bool = False,
+              stopping: Any = None) -> list[dict[str, Any]]:
     """Aggregate measurement lines into summary rows (sorted, order-independent)."""
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
     for line in lines:
         groups[tuple(line[k] for k in _GROUP)].append(line)
     order = {c: j for j, c in enumerate(["original", *codec_order])}
-    out = []
-    for key in sorted(groups, key=lambda k: _sort_key(k, order)):
-        rows = sorted(groups[key], key=lambda r: (r["image"], r["realization"]))
-        row: dict[str, Any] = dict(zip(_GROUP, key, strict=True))
-        images = len({r["image"] for r in rows})
-        row.update(n=len(rows), images=images,
-                   stopped_early=row["kind"] == "link" and images < max_images)
-        row.update(_semantic(rows, n_boot, confidence, seed))
-        for metric in ("psnr", "ms_ssim", "lpips", *SPHERE_METRICS):
-            if any(metric in r for r in rows):
-                row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = _mean_ci(
+    return [_row(key, groups[key], max_images, n_boot, confidence, seed, run_dir, fid,
+                 stopping) for key in sorted(groups, key=lambda k: _sort_key(k, order))]
+
+
+def summarize_file(path: Path, codec_order: list[str], max_images: int,
+                   n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
+                   run_dir: Path | None = None, fid: bool = False, stopping: Any = None
+                   ) -> tuple[list[dict[str, Any]], int]:
+    """:func:`summarize` of a ``points.jsonl``, one point in memory at a time (flat memory:
+    a first pass keeps each point's byte offsets, then each point is read back, summed up
+    and dropped). The first line of a key wins, as in :class:`PointStore`. Returns the
+    rows and the number of measurements."""
+    from semcomm.runner.store import KEY_FIELDS, iter_lines, read_at
+
+    groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    seen: set[tuple[Any, ...]] = set()
+    for offset, line in iter_lines(path):
+        key = tuple(line[k] for k in KEY_FIELDS)
+        if key not in seen:
+            seen.add(key)
+            groups[key[:len(_GROUP)]].append(offset)
+    order = {c: j for j, c in enumerate(["original", *codec_order])}
+    rows = [_row(key, read_at(path, groups[key]), max_images, n_boot, confidence, seed,
+                 run_dir, fid, stopping)
+            for key in sorted(groups, key=lambda k: _sort_key(k, order))]
+    return rows, len(seen)
+
+
+def stop_reason(lines: list[dict[str, Any]], stopping: Any, n_boot: int = 1000,
+                confidence: float = 0.95, seed: int = 0) -> str | None:
+    """The rule of ``stopping`` (a StoppingConfig) that stops a point after ``lines``
+    (its measurements so far, whole images in image order), or None. Deterministic:
+    the intervals are the summary's own (seeded bootstrap, Wilson)."""
+    if not lines or len({r["image"] for r in lines}) < stopping.min_images:
+        return None
+    target = stopping.target_block_errors
+    if target is not None and sum(int(r["block_errors"]) for r in lines) >= target:
+        return "target_block_errors"
+    if stopping.ci_half_width and len(lines) >= 2:
+        rows = sorted(lines, key=lambda r: (r["image"], r["realization"]))
+        stats_row = _semantic(rows, n_boot, confidence, seed)
+        for metric in ("psnr", "ms_ssim"):
+            if metric in stopping.ci_half_width:
+                _, stats_row[f"{metric}_lo"], stats_row[f"{metric}_hi"] = _mean_ci(
                     [r.get(metric) for r in rows], n_boot, confidence, seed)
-        row.update(_link(rows, confidence))
-        if row["kind"] != "original":
-            row["target_bpp"] = rows[0].get("target_bpp")
-            bpps = [r["bpp"] for r in rows if r.get("bpp") is not None]
-            row["bpp"] = float(np.mean(bpps)) if bpps else None
-            knobs = [r["knob"] for r in rows if r.get("knob") is not None]
-            row["knob"] = float(np.mean(knobs)) if knobs else None
-            row["unreachable"] = sum(bool(r.get("unreachable")) for r in rows)
-            for status in ("ok", "concealed", "failed"):
-                row[status] = sum(r.get("status") == status for r in rows)
-            row.update(_budget(rows))
-            extra = sorted({k for r in rows for k in r if k.startswith("x_")})
-            for k in extra:  # codec-specific numeric fields: means
-                vals = [r[k] for r in rows if isinstance(r.get(k), int | float)]
-                row[k] = float(np.mean(vals)) if vals else None
-        if fid:
-            row["fid"] = _fid(rows, run_dir)
-        out.append(row)
-    return out
+        if "bler" in stopping.ci_half_width and rows[0].get("blocks") is not None:
+            stats_row.update(_link(rows, confidence))
+        halves = [(stats_row.get(f"{m}_hi", math.nan) - stats_row.get(f"{m}_lo", math.nan)) / 2
+                  for m in stopping.ci_half_width]
+        if all(h <= width for h, width in zip(halves, stopping.ci_half_width.values(),
+                                               strict=True)):
+            return "ci_half_width"
+    if stopping.max_realizations is not None and len(lines) >= stopping.max_realizations:
+        return "max_realizations"
+    return None
+
+
+def _row(key: tuple[Any, ...], lines: list[dict[str, Any]], max_images: int, n_boot: int,
+         confidence: float, seed: int, run_dir: Path | None, fid: bool,
+         stopping: Any = None) -> dict[str, Any]:
+    """The summary row of one point (``lines``: its measurements, any order). A link
+    point's ``stop_reason`` is the stopping rule that ended it (replayed on its lines:
+    the same decision the sweep took after its last image), else ``all_images``; its
+    draws are ``n``."""
+    rows = sorted(lines, key=lambda r: (r["image"], r["realization"]))
+    row: dict[str, Any] = dict(zip(_GROUP, key, strict=True))
+    images = len({r["image"] for r in rows})
+    row.update(n=len(rows), images=images,
+               stopped_early=row["kind"] == "link" and images < max_images)
+    if row["kind"] == "link":
+        row["stop_reason"] = (stop_reason(rows, stopping, n_boot, confidence, seed)
+                              if stopping is not None else None) or "all_images"
+    row.update(_semantic(rows, n_boot, confidence, seed))
+    for metric in ("psnr", "ms_ssim", "lpips", *SPHERE_METRICS):
+        if any(metric in r for r in rows):
+            row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = _mean_ci(
+                [r.get(metric) for r in rows], n_boot, confidence, seed)
+    row.update(_link(rows, confidence))
+    if row["kind"] != "original":
+        row["target_bpp"] = rows[0].get("target_bpp")
+        bpps = [r["bpp"] for r in rows if r.get("bpp") is not None]
+        row["bpp"] = float(np.mean(bpps)) if bpps else None
+        knobs = [r["knob"] for r in rows if r.get("knob") is not None]
+        row["knob"] = float(np.mean(knobs)) if knobs else None
+        row["unreachable"] = sum(bool(r.get("unreachable")) for r in rows)
+        for status in ("ok", "concealed", "failed"):
+            row[status] = sum(r.get("status") == status for r in rows)
+        row.update(_budget(rows))
+        extra = sorted({k for r in rows for k in r if k.startswith("x_")})
+        for k in extra:  # codec-specific numeric fields: means
+            vals = [r[k] for r in rows if isinstance(r.get(k), int | float)]
+            row[k] = float(np.mean(vals)) if vals else None
+    if fid:
+        row["fid"] = _fid(rows, run_dir)
+    return row
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:

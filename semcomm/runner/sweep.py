@@ -51,9 +51,10 @@ from semcomm.pipeline import (
     send_symbols,
     sends_symbols,
 )
-from semcomm.runner.config import Experiment, codec_links, expand_links
+from semcomm.runner.config import Experiment, codec_links, expand_links, resolve_device
 from semcomm.runner.measure import Evaluator, semantic_counts
-from semcomm.runner.store import PointStore
+from semcomm.runner.store import PointStore, iter_lines, line_key
+from semcomm.runner.summary import stop_reason
 
 #: Images per link batch (a chunk is computed together; stopping is still per image).
 CHUNK_IMAGES = 8
@@ -94,21 +95,30 @@ def transmission_seed(seed: int, image: int, link: str, snr_db: float, realizati
 class Context:
     """Everything built from an Experiment (the only place that imports the link)."""
 
-    def __init__(self, exp: Experiment, run_dir: Path) -> None:
+    def __init__(self, exp: Experiment, run_dir: Path,
+                 fallback: np.ndarray | None = None) -> None:
+        """``fallback``: the parent's fallback image, shipped to a worker, which then
+        also skips what only phase 1 needs (budget checks, the segmented tx semantics)."""
         from channels import Link
         from semcomm.data import build_dataset
         from semcomm.segmentation import build_segmenter
+        from semcomm.segmentation.segmenters import SEGMENTERS
 
         self.exp, self.run_dir = exp, run_dir
+        self.device = resolve_device(exp.device)
         d = exp.dataset
         kwargs = _dataset_kwargs(d.model_dump(), d.name)
         self.dataset = build_dataset(d.name, **kwargs)
         count = min(exp.max_images, len(self.dataset))
         self.samples: list[Sample] = [self.dataset[i] for i in range(count)]
-        self.segmenter = build_segmenter(exp.segmenter.name, **exp.segmenter.params)
+        #: The images this run measures (all, or one shard's; see :func:`shard_images`).
+        self.images: list[int] = list(range(count))
+        self.segmenter = build_segmenter(
+            exp.segmenter.name, **_with_device(SEGMENTERS.get(exp.segmenter.name),
+                                               exp.segmenter.params, self.device))
         judge = exp.judge or exp.segmenter  # scores x_hat; the segmenter gives s at the tx
         self.judge = self.segmenter if exp.judge is None else build_segmenter(
-            judge.name, **judge.params)
+            judge.name, **_with_device(SEGMENTERS.get(judge.name), judge.params, self.device))
         self.evaluator = Evaluator(exp, self.judge, judge.name == "ground-truth",
                                    getattr(self.dataset, "projection", "pinhole"))
         self.link_configs = dict(expand_links(exp.links))
@@ -126,9 +136,11 @@ class Context:
         self._budgets: dict[tuple[float, str, tuple[int, int], str | None], int] = {}
         self.analog = self._analog_channels()
         self._check_codecs()
-        self.fallback = _fallback_image(exp, self.samples)
-        self._check_budgets()
-        self.tx_labels = self._tx_semantics()
+        self.fallback = _fallback_image(exp, self.samples) if fallback is None else fallback
+        self._tx_labels: list[np.ndarray | None] | None = None
+        if fallback is None:  # the parent: fail before compute, segment in batches
+            self._check_budgets()
+            self._tx_labels = self._tx_semantics()
         self.reference = self._reference()
         # Intact payloads decode to the same image at every SNR point: decode them once.
         self.decode_cache = DecodeCache()
@@ -173,7 +185,7 @@ class Context:
         cfg = next(c for c in self.exp.codecs if c.display == codec)
         pb = self.packet_bytes(codec, link)
         if (codec, pb) not in self._built:
-            params = dict(cfg.params)
+            params = _with_device(codec_factory(cfg.name), dict(cfg.params), self.device)
             if takes_packet_bytes(cfg.name):
                 params["packet_bytes"] = pb
             self._built[(codec, pb)] = build_codec(cfg.name, **params)
@@ -227,6 +239,13 @@ class Context:
                     for link in self.links:
                         for shape in shapes:
                             self.resolve_rate(RateSpec(kind, value), link, shape, c.display)
+
+    @property
+    def tx_labels(self) -> list[np.ndarray | None]:
+        """s given to each encoder (segmented on first use: phase-2 workers never encode)."""
+        if self._tx_labels is None:
+            self._tx_labels = self._tx_semantics()
+        return self._tx_labels
 
     def _tx_semantics(self) -> list[np.ndarray | None]:
         """s given to each encoder: the segmenter's map of x, or the ground truth."""
@@ -376,6 +395,18 @@ def auto_packet_bytes(cfg: Any, marks_priority: bool = True) -> int:
     if cfg.priority is not None and marks_priority:
         sizes.append(cfg.priority.block_payload_bytes)
     return int(min(sizes))
+
+
+def _with_device(factory: Any, params: dict[str, Any], device: str) -> dict[str, Any]:
+    """``params`` plus the experiment's ``device`` when ``factory`` takes one (networks:
+    learned codecs, segmenters) and the YAML's params do not set it themselves."""
+    import inspect
+
+    try:
+        takes = "device" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        takes = False
+    return {"device": device, **params} if takes else dict(params)
 
 
 def _dataset_kwargs(d: dict[str, Any], name: str) -> dict[str, Any]:
@@ -571,7 +602,8 @@ def error_free_specs(ctx: Context) -> list[tuple[str, RateSpec, str | None]]:
 
 def phase_one(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm) -> None:
     """Original and error-free lines; encodes (and caches) every payload."""
-    for i, sample in enumerate(ctx.samples):
+    for i in ctx.images:
+        sample = ctx.samples[i]
         key = ("original", "original", "-", "none", None, i, 0)
         if key not in store:
             s_hat = ctx.evaluator.segment([sample.image], [i], [sample.labels])[0]
@@ -770,31 +802,45 @@ def run_point(ctx: Context, enc: Encoder, pt: Point,
     Stopping is evaluated after each image in image order, so the result is the same
     whatever the chunking, the workers, or where an earlier run was killed.
     """
-    stop, reps = ctx.exp.stopping, ctx.exp.realizations
-    errors = 0
-    n = len(ctx.samples)
-    for start in range(0, n, CHUNK_IMAGES):
-        images = range(start, min(n, start + CHUNK_IMAGES))
+    exp = ctx.exp
+    stop, reps = exp.stopping, exp.realizations
+    seen: list[dict[str, Any]] = []  # this point's lines so far (one point in memory)
+    for start in range(0, len(ctx.images), CHUNK_IMAGES):
+        images = ctx.images[start:start + CHUNK_IMAGES]
         todo = [(i, r) for i in images for r in range(reps) if (i, r) not in done]
         new = _transmit_lines(ctx, enc, pt, todo) if todo else {}
         emit = []
         for i in images:
             for r in range(reps):
                 line = done.get((i, r)) or new[(i, r)]
-                errors += int(line["block_errors"])
+                seen.append(line)
                 if (i, r) in new:
                     emit.append(new[(i, r)])
-            if (stop.target_block_errors is not None and errors >= stop.target_block_errors
-                    and i + 1 >= stop.min_images):
+            if stop_reason(seen, stop, exp.metrics.bootstrap, exp.metrics.confidence,
+                           exp.seed) is not None:
                 yield emit
                 return
         yield emit
 
 
-def _point_done(pt: Point, store: PointStore) -> dict[tuple[int, int], dict[str, Any]]:
-    return {(line["image"], line["realization"]): line for key, line in store.lines.items()
+def _point_done(pt: Point, store: PointStore, full: dict[tuple[Any, ...], dict[str, Any]]
+                ) -> dict[tuple[int, int], dict[str, Any]]:
+    """This point's measured (image, realisation) pairs: their block errors (all that
+    the block-error rule needs), or their whole lines from ``full`` (interval rules)."""
+    return {(key[5], key[6]): full.get(key) or {"block_errors": errors, "image": key[5],
+                                                 "realization": key[6]}
+            for key, errors in store.block_errors.items()
             if key[0] == "link" and key[1] == pt.codec and key[2] == pt.rate.label
             and key[3] == pt.link and key[4] == pt.snr_db}
+
+
+def _done_lines(ctx: Context, store: PointStore) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The link lines already in points.jsonl, when an interval rule needs them (a
+    resume with ``stopping.ci_half_width``; otherwise nothing is read)."""
+    if not ctx.exp.stopping.ci_half_width or not len(store):
+        return {}
+    return {line_key(line): line for _, line in iter_lines(store.path)
+            if line["kind"] == "link"}
 
 
 # Process-executor state of one worker (spawned: forking a process that holds torch,
@@ -802,7 +848,17 @@ def _point_done(pt: Point, store: PointStore) -> dict[tuple[int, int], dict[str,
 _WORKER: tuple[Context, Encoder] | None = None
 
 
-def _worker_init(config: dict[str, Any], run_dir: str) -> None:
+def shard_images(count: int, shard: tuple[int, int] | None) -> list[int]:
+    """Images of shard ``(k, n)``: the k-th of n contiguous blocks of ``range(count)``
+    (sizes differ by at most one); every image of ``range(count)`` without a shard."""
+    if shard is None:
+        return list(range(count))
+    k, n = shard
+    return list(range(k * count // n, (k + 1) * count // n))
+
+
+def _worker_init(config: dict[str, Any], run_dir: str, fallback: np.ndarray,
+                 images: list[int]) -> None:
     import signal
 
     import torch
@@ -813,7 +869,10 @@ def _worker_init(config: dict[str, Any], run_dir: str) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
     global _WORKER
-    ctx = Context(Experiment.model_validate(config), Path(run_dir))
+    # Once per process (pool initializer), not per point; the fallback image (up to
+    # 32 training images decoded and averaged) is shipped rather than rebuilt.
+    ctx = Context(Experiment.model_validate(config), Path(run_dir), fallback=fallback)
+    ctx.images = images
     _WORKER = (ctx, Encoder(ctx))  # payloads come from payloads/ (written by phase 1)
 
 
@@ -827,7 +886,8 @@ def _worker_point(args: tuple[Point, dict[tuple[int, int], dict[str, Any]]]) -> 
 def phase_two(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm, workers: int) -> None:
     """Run every point (serially, or one point per worker process)."""
     points = plan_points(ctx)
-    jobs = [(pt, _point_done(pt, store)) for pt in points]
+    full = _done_lines(ctx, store)
+    jobs = [(pt, _point_done(pt, store, full)) for pt in points]
     if workers <= 1 or len(jobs) <= 1:
         for pt, done in jobs:
             for lines in run_point(ctx, enc, pt, done):
@@ -835,7 +895,7 @@ def phase_two(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm, workers:
             bar.update(1)
         return
     mp = multiprocessing.get_context("spawn")
-    init = (ctx.exp.model_dump(mode="json"), str(ctx.run_dir))
+    init = (ctx.exp.model_dump(mode="json"), str(ctx.run_dir), ctx.fallback, ctx.images)
     with mp.Pool(min(workers, len(jobs)), initializer=_worker_init, initargs=init) as pool:
         for lines in pool.imap_unordered(_worker_point, jobs):
             store.append(lines)

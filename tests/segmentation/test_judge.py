@@ -43,13 +43,13 @@ def test_no_codec_trains_against_the_judge():
 
 
 def test_judge_segments_held_out_images():
-    # 16 test-split images; the 200-image figure (0.737 clean) is in docs/data_segmentation.md
-    # (python scripts/eval_segmenter.py --checkpoint semcomm/assets/judge.pt). An untrained or
-    # broken export scores < 0.15 here.
+    # 16 test-split images; the 200-image figure (0.755 clean, flip on) is in
+    # docs/data_segmentation.md (python scripts/eval_segmenter.py --checkpoint
+    # semcomm/assets/judge.pt --flip). An untrained or broken export scores < 0.15 here.
     ds = StreetScenes("test", 16, (128, 256), seed=0)
     imgs = np.stack([ds[i].image for i in range(16)])
     labs = np.stack([ds[i].labels for i in range(16)])
     pred = build_segmenter("judge").segment_uint8(imgs)
     _, miou = iou_from_confusion(confusion(pred, labs))
-    assert miou > 0.6, miou
+    assert miou > 0.70, miou  # 0.725 measured (flip on, the default)
     assert np.mean(pred[labs != 255] == labs[labs != 255]) > 0.85

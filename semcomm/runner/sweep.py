@@ -738,54 +738,41 @@ def _transmit_lines(ctx: Context, enc: Encoder, pt: Point,
     for i, r in todo:
         encoded.append(ctx.encode(enc, pt.codec, i, pt.rate, pt.link))
         seeds.append(transmission_seed(ctx.exp.seed, i, pt.link, pt.snr_db, r))
-    if ctx.sends_symbols(pt.codec):
-        return _analog_lines(ctx, pt, todo, encoded, seeds)
+    if ctx.sends_symbols(pt.codec):  # symbols over the link's analog twin
+        analog = send_symbols(ctx.analog[pt.link], encoded, pt.esno_db, seeds)
+        recs = [ctx.receiver(pt.codec, e.payload.shape, pt.link).receive_symbols(
+            res.symbols, res.noise_var, pt.esno_db, e.payload.shape, res.equaliser)
+            for e, res in zip(encoded, analog, strict=True)]
+        fields = [{"channel_uses": res.channel_uses, "bits": 0, "bit_errors": 0, "blocks": 0,
+                   "block_errors": 0, "undetected": 0, "lost_bytes": 0} for res in analog]
+        return _point_lines(ctx, pt, todo, encoded, seeds, recs, fields)
     results = send(ctx.link_for(pt.codec, pt.link), encoded, pt.esno_db, seeds)
     recs = [ctx.receiver(pt.codec, e.payload.shape, pt.link).receive(
         res.data.tobytes(), e.payload.shape, res.lost_ranges)
         for e, res in zip(encoded, results, strict=True)]
+    fields = [{"channel_uses": res.channel_uses_first, "effective_channel_uses": res.channel_uses,
+               "transmissions": res.rounds, "bits": res.num_bits, "bit_errors": res.bit_errors,
+               "blocks": res.num_blocks, "block_errors": res.block_errors,
+               "undetected": res.undetected_block_errors,
+               "lost_bytes": int(sum(b - a for a, b in res.lost_ranges))} for res in results]
+    return _point_lines(ctx, pt, todo, encoded, seeds, recs, fields)
+
+
+def _point_lines(ctx: Context, pt: Point, todo: list[tuple[int, int]], encoded: list[Encoded],
+                 seeds: list[int], recs: list[Any], link_fields: list[dict[str, Any]]
+                 ) -> dict[tuple[int, int], dict[str, Any]]:
+    """The result lines of one point's transmissions (digital or analog): segment the
+    reconstructions, then one line per (image, realisation) with its link fields."""
     s_hats = ctx.evaluator.segment([r.image for r in recs], [i for i, _ in todo],
                                    [ctx.samples[i].labels for i, _ in todo])
     out = {}
-    for (i, r), e, res, rec, s_hat, seed in zip(todo, encoded, results, recs, s_hats, seeds,
-                                                 strict=True):
+    for (i, r), e, fields, rec, s_hat, seed in zip(todo, encoded, link_fields, recs, s_hats,
+                                                    seeds, strict=True):
         line = _base_line("link", pt.codec, pt.rate.label, pt.link, pt.snr_db, i, r,
                           ctx.samples[i])
         line.update(_payload_fields(ctx, pt.codec, e, pt.link, pt.rate))
-        line.update({
-            "esno_db": pt.esno_db, "seed": seed, "channel_uses": res.channel_uses_first,
-            "effective_channel_uses": res.channel_uses, "transmissions": res.rounds,
-            "bits": res.num_bits, "bit_errors": res.bit_errors, "blocks": res.num_blocks,
-            "block_errors": res.block_errors, "undetected": res.undetected_block_errors,
-            "lost_bytes": int(sum(b - a for a, b in res.lost_ranges)),
-            "status": rec.status, "error": rec.error})
-        line.update(_quality_fields(ctx, i, rec.image, s_hat, rec.labels))
-        out[(i, r)] = line
-        if r == 0:
-            _save_gallery(ctx, pt.codec, pt.rate.label, pt.link, pt.snr_db, i, rec.image)
-        _save_line_features(ctx, line, rec.image)
-    return out
-
-
-def _analog_lines(ctx: Context, pt: Point, todo: list[tuple[int, int]], encoded: list[Encoded],
-                  seeds: list[int]) -> dict[tuple[int, int], dict[str, Any]]:
-    """``_transmit_lines`` of an analog codec: symbols over the link's analog twin."""
-    results = send_symbols(ctx.analog[pt.link], encoded, pt.esno_db, seeds)
-    recs = [ctx.receiver(pt.codec, e.payload.shape, pt.link).receive_symbols(
-        res.symbols, res.noise_var, pt.esno_db, e.payload.shape, res.equaliser)
-        for e, res in zip(encoded, results, strict=True)]
-    s_hats = ctx.evaluator.segment([r.image for r in recs], [i for i, _ in todo],
-                                   [ctx.samples[i].labels for i, _ in todo])
-    out = {}
-    for (i, r), e, res, rec, s_hat, seed in zip(todo, encoded, results, recs, s_hats, seeds,
-                                                 strict=True):
-        line = _base_line("link", pt.codec, pt.rate.label, pt.link, pt.snr_db, i, r,
-                          ctx.samples[i])
-        line.update(_payload_fields(ctx, pt.codec, e, pt.link, pt.rate))
-        line.update({
-            "esno_db": pt.esno_db, "seed": seed, "channel_uses": res.channel_uses,
-            "bits": 0, "bit_errors": 0, "blocks": 0, "block_errors": 0, "undetected": 0,
-            "lost_bytes": 0, "status": rec.status, "error": rec.error})
+        line.update({"esno_db": pt.esno_db, "seed": seed, **fields,
+                     "status": rec.status, "error": rec.error})
         line.update(_quality_fields(ctx, i, rec.image, s_hat, rec.labels))
         out[(i, r)] = line
         if r == 0:

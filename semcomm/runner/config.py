@@ -16,6 +16,7 @@ import difflib
 import itertools
 import math
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -149,9 +150,8 @@ class CodecConfig(_Strict):
                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         for key in self.params:
             if key not in valid:
-                near = difflib.get_close_matches(str(key), valid, n=1)
-                hint = f"did you mean {near[0]!r}? " if near else ""
-                raise ValueError(f"codec {self.name!r} has no parameter {key!r}; {hint}"
+                raise ValueError(f"codec {self.name!r} has no parameter {key!r}; "
+                                 f"{did_you_mean(key, valid)}"
                                  f"valid: {', '.join(valid) or 'none'}")
         return self
 
@@ -314,9 +314,8 @@ class PlotsConfig(_Strict):
     def _label_keys(cls, labels: dict[str, str]) -> dict[str, str]:
         for key in labels:
             if key not in PLOT_LABEL_KEYS:
-                near = difflib.get_close_matches(key, PLOT_LABEL_KEYS, n=1)
-                hint = f"did you mean {near[0]!r}? " if near else ""
-                raise ValueError(f"@plots.labels.{key}: unknown label key; {hint}"
+                raise ValueError(f"@plots.labels.{key}: unknown label key; "
+                                 f"{did_you_mean(key, PLOT_LABEL_KEYS)}"
                                  f"valid keys: {', '.join(PLOT_LABEL_KEYS)}")
         return labels
 
@@ -328,9 +327,8 @@ class PlotsConfig(_Strict):
         import matplotlib.style
 
         if style not in matplotlib.style.available:
-            near = difflib.get_close_matches(style, matplotlib.style.available, n=1)
-            hint = f"did you mean {near[0]!r}? " if near else ""
-            raise ValueError(f"matplotlib style {style!r} unknown; {hint}give 'default', a "
+            raise ValueError(f"matplotlib style {style!r} unknown; "
+                             f"{did_you_mean(style, matplotlib.style.available)}give 'default', a "
                              f"name of matplotlib.style.available or an .mplstyle file")
         return style
 
@@ -340,6 +338,12 @@ class PlotsConfig(_Strict):
         if not formats or "png" not in formats:
             raise ValueError(f"formats {formats} must include 'png' (the report embeds it)")
         return formats
+
+
+def did_you_mean(value: object, choices: Iterable[str]) -> str:
+    """``"did you mean 'x'? "`` for the choice nearest ``value`` ("" when none is near)."""
+    near = difflib.get_close_matches(str(value), list(choices), n=1)
+    return f"did you mean {near[0]!r}? " if near else ""
 
 
 def resolve_device(device: str) -> str:
@@ -626,9 +630,7 @@ def _format_error(err: ValidationError, layers: list[tuple[Path, dict[str, Any]]
         key_path, msg = msg[1:].split(": ", 1)
     elif first["type"] == "extra_forbidden":
         valid = _valid_keys(Experiment, loc[:-1])
-        near = difflib.get_close_matches(str(loc[-1]), valid, n=1)
-        hint = f"did you mean {near[0]!r}? " if near else ""
-        msg = f"unknown key; {hint}valid keys: {', '.join(valid)}"
+        msg = f"unknown key; {did_you_mean(loc[-1], valid)}valid keys: {', '.join(valid)}"
     elif "input" in first and first["type"] != "missing":
         msg += f" (got {first['input']!r})"
     more = len(err.errors()) - 1

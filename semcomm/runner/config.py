@@ -149,6 +149,12 @@ class CodecConfig(_Strict):
         valid = [n for n, p in sig.parameters.items()
                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         for key in self.params:
+            if key == "priority_classes":  # semantic UEP by class: names checked now
+                from semcomm.codecs.class_priority import class_ids, unsupported_message
+
+                if key not in valid:
+                    raise ValueError(unsupported_message(self.name))
+                class_ids(self.params[key], f"params.priority_classes of {self.name!r}")
             if key not in valid:
                 raise ValueError(f"codec {self.name!r} has no parameter {key!r}; "
                                  f"{did_you_mean(key, valid)}"
@@ -308,6 +314,9 @@ class PlotsConfig(_Strict):
     capacity_bound: bool = True
     capacity: Literal["bicm", "gaussian"] = "bicm"
     outage: float = Field(default=0.01, gt=0.0, lt=1.0)
+    #: Per-class IoU vs SNR (named vs other classes) when a codec protects classes
+    #: (``priority_classes``, semcomm.runner.class_iou).
+    class_iou: bool = True
 
     @field_validator("labels")
     @classmethod

@@ -54,7 +54,7 @@ _DEFAULT_LABELS = {"miou": "mIoU (segmenter on x_hat)", "psnr": "PSNR [dB]", "bl
 _ZERO_NOTE = "0 block errors: Wilson upper bound"
 
 #: Figure file stems in the order the report shows them.
-CURVE_STEMS = ("miou_vs_snr", "psnr_vs_snr", "bler_vs_snr", "miou_vs_bpp")
+CURVE_STEMS = ("miou_vs_snr", "psnr_vs_snr", "bler_vs_snr", "miou_vs_bpp", "class_iou_vs_snr")
 
 
 def codec_styles(codecs: Iterable[str]) -> dict[str, tuple[Any, str]]:
@@ -350,6 +350,10 @@ def all_plots(run_dir: Path, rows: list[dict[str, Any]], snr_label: str,
         for metric in ("miou", "psnr", "bler"):
             paths += snr_plot(rows, metric, out, snr_label, cfg, styles, links)
         paths += bpp_plot(rows, out, cfg, styles)
+        if cfg.class_iou:  # semantic UEP by class: named vs other classes (class_iou.py)
+            from semcomm.runner.class_iou import class_plot
+
+            paths += class_plot(run_dir, out, cfg, snr_label, styles)
         for link in labels or [None]:
             paths += gallery_plot(run_dir, rows, gallery_snrs, link, cfg, out)
     return paths

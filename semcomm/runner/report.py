@@ -174,6 +174,9 @@ _CAPTIONS = {
     "bler_vs_snr": "Block error rate vs SNR with 95% Wilson intervals; open triangles: "
                    "points with zero block errors, drawn at their Wilson upper bound.",
     "miou_vs_bpp": "Error-free mIoU vs achieved bits per pixel.",
+    "class_iou_vs_snr": "Semantic UEP by class: IoU of the classes the codecs protect "
+                        "(solid) and of the others (dashed) vs SNR, 95% bootstrap bands, "
+                        "dotted: error-free levels (class_iou.csv has every class).",
 }
 
 

@@ -298,6 +298,9 @@ def write_results(exp: Experiment, run_dir: Path, wall_s: float, workers: int,
     tmp = run_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(_jsonable(summary), indent=1))
     tmp.replace(run_dir / "summary.json")
+    from semcomm.runner.class_iou import write_class_results
+
+    write_class_results(exp, run_dir)  # class_iou.csv when a codec protects classes
     snr_label = "Es/N0 [dB]" if exp.snr is None or exp.snr.kind == "esno" else "Eb/N0 [dB]"
     all_plots(run_dir, rows, snr_label, gallery_snrs(exp.snr.values() if exp.snr else []),
               exp.plots, links=dict(expand_links(exp.links)))

@@ -7,7 +7,8 @@
           ▼
     class_rows: per point (kind, codec, rate, link, SNR) and class, the pooled IoU
           │     (summed intersection / summed union) with a bootstrap interval
-          │     resampling transmissions, as the summary's mIoU; plus two group rows,
+          │     resampling transmissions, as the summary's mIoU (the map's over the
+          │     decodes that returned a map, as map_miou); plus two group rows,
           │     "named" (the classes any codec of the run protects, ``priority_classes``)
           │     and "other" (the rest): the mean over their classes with a non-zero union
           ▼
@@ -66,12 +67,12 @@ def _point_rows(key: tuple[Any, ...], lines: list[dict[str, Any]], named: set[st
                 protected: set[str], n_boot: int, conf: float, seed: int) -> list[dict]:
     lines = sorted(lines, key=lambda r: (r["image"], r["realization"]))
     arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for prefix in ("", "map_"):
+    for prefix in ("", "map_"):  # map_: only decodes that returned a map, as map_miou
         have = [r for r in lines if f"{prefix}inter" in r]
-        if have and len(have) == len(lines):
+        if have:
             arrays[prefix] = (np.array([r[f"{prefix}inter"] for r in have], np.float64),
                               np.array([r[f"{prefix}union"] for r in have], np.float64))
-    if "" not in arrays:
+    if "" not in arrays or len(arrays[""][0]) != len(lines):
         return []
     base = dict(zip(_GROUP, key, strict=True))
     columns = {name: [j for j, c in enumerate(CLASS_NAMES) if (c in named) == (name == NAMED)]

@@ -57,6 +57,15 @@ def test_pooled_per_class_and_group_rows(tmp_path: Path) -> None:
     assert ("plain", "car") not in get  # no pixels of the class at that point: no row
 
 
+def test_map_iou_over_the_decodes_that_returned_a_map(tmp_path: Path) -> None:
+    failed = _line("uep", 0.0, 1, {ROAD: 0}, {ROAD: 100})
+    del failed["map_inter"], failed["map_union"]  # a failed decode returns no map
+    path = _write(tmp_path / "points.jsonl",
+                  [_line("uep", 0.0, 0, {ROAD: 60}, {ROAD: 100}), failed])
+    road = {r["class"]: r for r in class_iou.class_rows(path, {"uep": ("person",)})}["road"]
+    assert road["iou"] == pytest.approx(60 / 200) and road["map_iou"] == pytest.approx(0.6)
+
+
 def test_csv_round_trip_and_plot(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     lines = [_line(codec, snr, img, {PERSON: int(rng.integers(0, 20)), ROAD: 80},

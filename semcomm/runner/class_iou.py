@@ -186,7 +186,8 @@ def class_plot(run_dir: Path, out_dir: Path, cfg: Any, snr_label: str,
             ax = axes[li][mi]
             _draw_groups(ax, rows, link, metric, styles)
             ax.set_title(f"{link}: {titles[metric]}", fontsize=8)
-            ax.set_xlabel(snr_label)
+            if li == len(links) - 1:  # rows share the SNR axis: label the bottom one
+                ax.set_xlabel(snr_label)
             ax.grid(alpha=0.3)
         axes[li][0].set_ylabel("IoU (mean over the group's classes)")
     axes[0][-1].plot([], [], color="0.3", ls="-", label="named classes")

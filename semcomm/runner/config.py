@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from semcomm.codecs.base import RatePoint
+from semcomm.runner.adaptation import AdaptationConfig
 
 
 class ConfigError(ValueError):
@@ -387,6 +388,9 @@ class Experiment(_Strict):
     seed: NonNegativeInt = 0
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     plots: PlotsConfig = Field(default_factory=PlotsConfig)
+    #: Link adaptation: per SNR and link, the best (MCS row, rate) within a channel-use
+    #: budget (semcomm.runner.adaptation); None: off.
+    adaptation: AdaptationConfig | None = None
     #: Torch device of the segmenter and the learned codecs: cpu | cuda | cuda:N | auto
     #: ("cuda" is saved as "cuda:0"; auto and the host's GPUs are resolved at run start,
     #: by :func:`resolve_device`, so a run folder still loads on a host without CUDA).
@@ -432,6 +436,10 @@ class Experiment(_Strict):
                 _check_packet_bytes(i, c, own)
             else:
                 _check_packet_bytes(i, c, links)
+        if self.adaptation is not None:
+            from semcomm.runner.adaptation import check_experiment
+
+            check_experiment(self)
         return self
 
     @property

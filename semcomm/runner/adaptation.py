@@ -392,22 +392,24 @@ def plot(rows: list[dict[str, Any]], sec: Mapping[str, Any], out_dir: Path,
     metric = sec["metric"]
     styles = codec_styles(sec["families"])
     labels = {k: tuple(v) for k, v in sec["candidates"].items()}
+    unit = "cu/px" if sec["budget_unit"] == "cu/px" else "cu per image"
     with plt.style.context(cfg.style):
-        fig, axes = plt.subplots(1, len(panels), figsize=(cfg.figsize[0] * len(panels),
-                                                          cfg.figsize[1]), squeeze=False,
-                                 sharey=True)
+        # wider and taller panels than the curve figures: room for the labels
+        fig, axes = plt.subplots(1, len(panels), figsize=(1.3 * cfg.figsize[0] * len(panels),
+                                                          1.15 * cfg.figsize[1]),
+                                 squeeze=False, sharey=True)
         for ax, link in zip(axes[0], panels, strict=True):
             for j, family in enumerate(sec["families"]):
                 colour, marker = styles[family]
                 _draw_candidates(ax, rows, labels, (family, link), sec, colour)
                 pts = [c for c in choices if c["family"] == family and c["link"] == link]
                 _draw_envelope(ax, pts, colour, marker, family, j)
-            ax.set_title(link, fontsize=9)
+            ax.set_title(f"{link}: {sec['goal']} {metric} within {sec['budget']:g} {unit}",
+                         fontsize=9)
             ax.set_xlabel(_label(cfg, "snr", snr_label))
             ax.grid(alpha=0.3)
-        unit = "cu/px" if sec["budget_unit"] == "cu/px" else "cu per image"
-        name = _label(cfg, metric, _DEFAULT_LABELS.get(metric, metric))
-        axes[0][0].set_ylabel(f"{name} ({sec['goal']}; budget {sec['budget']:g} {unit})")
+            ax.margins(y=0.12)
+        axes[0][0].set_ylabel(_label(cfg, metric, _DEFAULT_LABELS.get(metric, metric)))
         axes[0][0].plot([], [], color="0.4", lw=0.6, alpha=0.5,
                         label="candidates within budget")
         axes[0][0].plot([], [], ls="none", marker="x", color="0.4", label="no feasible pair")
@@ -438,12 +440,18 @@ def _draw_envelope(ax: Any, pts: list[Mapping[str, Any]], colour: Any, marker: s
     if chosen:
         ax.plot([p["snr_db"] for p in chosen], [p["value"] for p in chosen], color=colour,
                 marker=marker, ms=4, lw=1.8, label=f"{family} (envelope)")
-    previous = None
+    # Label each change of choice; consecutive labels step through three heights (and
+    # families alternate above and below the line) so that neighbours do not overlap.
+    previous, k = None, 0
+    last = max((p["snr_db"] for p in pts), default=math.nan)
     for p in chosen:
         if p["label"] != previous:
+            dy = 4 + 8 * (k % 3)
+            end = p["snr_db"] == last  # the last point's label ends at it (legend side)
             ax.annotate(p["label"], (p["snr_db"], p["value"]), fontsize=6, color=colour,
-                        xytext=(3, 6 if j % 2 == 0 else -11), textcoords="offset points")
-            previous = p["label"]
+                        xytext=(-2 if end else 2, dy if j % 2 == 0 else -dy - 6),
+                        textcoords="offset points", ha="right" if end else "left")
+            previous, k = p["label"], k + 1
     missing = [p["snr_db"] for p in pts if p["status"] != "chosen"]
     if missing:
         ax.plot(missing, [0.03] * len(missing), ls="none", marker="x", color=colour,

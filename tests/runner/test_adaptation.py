@@ -234,6 +234,8 @@ def test_tiny_run_writes_choice_table_and_envelope(tmp_path: Path) -> None:
     sec = adaptation.section(tight, summary["rows"])
     assert sec is not None
     assert [c["status"] for c in sec["choices"]] == ["infeasible", "infeasible"]
+    assert adaptation.plot(summary["rows"], sec, tmp_path, tight.plots, "Es/N0 [dB]") == [
+        tmp_path / "adaptation.png"]  # drawn as crosses, no envelope
     # semcomm plot redraws the envelope from summary.json alone
     paths = replot(run_dir, out_dir=tmp_path / "replot")
     assert tmp_path / "replot" / "adaptation.png" in paths

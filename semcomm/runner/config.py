@@ -687,7 +687,8 @@ def to_yaml(exp: Experiment) -> str:
 
 
 def smoke(exp: Experiment) -> Experiment:
-    """A tiny-budget copy for smoke tests: 2 images, first rate, lowest and highest SNR."""
+    """A tiny-budget copy for smoke tests: 2 images, first rate, lowest and highest SNR
+    (and the first and last MCS row of ``adaptation``)."""
     data = exp.model_dump(mode="json")
     data["dataset"]["count"] = 2
     data["stopping"]["max_images"] = 2
@@ -700,6 +701,9 @@ def smoke(exp: Experiment) -> Experiment:
     if exp.snr is not None:
         values = exp.snr.values()
         data["snr"] = {f"{exp.snr.kind}_db": sorted({values[0], values[-1]})}
+    if exp.adaptation is not None:  # the lowest and highest MCS row
+        rows = exp.adaptation.mcs.indices
+        data["adaptation"]["mcs"]["indices"] = sorted({rows[0], rows[-1]})
     data["name"] = f"{exp.name}-smoke"
     return Experiment.model_validate(data)
 

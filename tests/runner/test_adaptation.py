@@ -165,6 +165,15 @@ def test_expand_makes_one_candidate_per_mcs_row(tmp_path: Path) -> None:
     assert [c.bpp for c in sweep.codecs] == [[0.5, 1.0], [0.5, 1.0]]
 
 
+def test_smoke_keeps_first_and_last_mcs_row() -> None:
+    from semcomm.runner.config import smoke
+
+    shipped = load_experiment(Path(__file__).parents[2] / "experiments" / "adaptation.yaml")
+    assert shipped.adaptation is not None and len(shipped.adaptation.mcs.indices) == 5
+    tiny = smoke(shipped).adaptation
+    assert tiny is not None and tiny.mcs.indices == [4, 20]
+
+
 @pytest.mark.parametrize(("adapt", "replace", "message"), [
     ("{metric: mio, budget_cu: 1, mcs: {indices: [4]}}", ("", ""),
      "adaptation.metric: metric 'mio' is not a summary column; did you mean 'miou'?"),

@@ -162,6 +162,7 @@ def _override(table: str, index: int) -> dict[str, Any]:
 def check_experiment(exp: Experiment) -> None:
     """What ``adaptation:`` needs of the rest of the experiment; ValueError with an
     ``@key.path: message`` the loader reports as one line."""
+    from semcomm.codecs.registry import codec_factory
     from semcomm.runner.config import _check_packet_bytes, codec_links
 
     ad = exp.adaptation
@@ -175,6 +176,9 @@ def check_experiment(exp: Experiment) -> None:
         if c.link is not None:
             raise ValueError(f"@codecs[{i}].link: cannot be combined with adaptation (its "
                              "MCS rows replace the codec's modulation and code)")
+        if getattr(codec_factory(c.name), "payload_kind", "bytes") == "symbols":
+            raise ValueError(f"@codecs[{i}].name: {c.name!r} sends complex symbols, not "
+                             "bits: it has no MCS to adapt (leave it out of this run)")
         if "@mcs" in c.display:
             raise ValueError(f"@codecs[{i}].label: {c.display!r}: '@mcs' is reserved for "
                              "the adaptation candidates")

@@ -189,6 +189,9 @@ def test_smoke_keeps_first_and_last_mcs_row() -> None:
     (GOOD, ("esno_db", "ebno_db"), "adaptation: compares MCS rows at one channel SNR"),
     (GOOD, ("bpp: [0.5, 1.0]}", "bpp: [0.5], link: {code_rate: 0.5}}"),
      "codecs[0].link: cannot be combined with adaptation"),
+    (GOOD, ("{name: jpeg, bpp: [0.5, 1.0]}", "{name: deepjscc, bandwidth_ratio: [0.1]}"),
+     "codecs[0].name: 'deepjscc' sends complex symbols"),
+    (GOOD, ("links: [{name: awgn, channel: awgn}]", "links: []"), "adaptation: needs links"),
 ])
 def test_bad_adaptation_is_one_line(tmp_path: Path, adapt: str, replace: tuple[str, str],
                                     message: str) -> None:
@@ -238,6 +241,16 @@ def test_tiny_run_writes_choice_table_and_envelope(tmp_path: Path) -> None:
         assert float(rec["value"]) == pytest.approx(best["psnr"], rel=1e-5)
         assert f"jpeg@mcs{rec['mcs_index']}" == best["codec"] and rec["rate"] == best["rate"]
     assert "Link adaptation" in (run_dir / "report.html").read_text()
+    # --resume reloads config.yaml (the section as written), expands it again and
+    # recomputes nothing: the same choice table
+    from semcomm.runner.run import load_run_config
+
+    measured = (run_dir / "points.jsonl").read_text()
+    again = run_experiment(load_run_config(run_dir), tmp_path / "res", resume_dir=run_dir,
+                           progress=False)
+    assert (run_dir / "points.jsonl").read_text() == measured
+    with open(again.run_dir / "adaptation.csv") as fh:
+        assert list(csv.DictReader(fh)) == table
     # a budget nothing fits: every point is reported infeasible, none dropped
     tight = load_experiment(_yaml(tmp_path, GOOD.replace("10000", "100")))
     sec = adaptation.section(tight, summary["rows"])

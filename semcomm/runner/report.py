@@ -186,8 +186,10 @@ def adaptation_table(summary: dict[str, Any]) -> str:
     sec = summary.get("adaptation")
     if not sec:
         return ""
+    unit = "channel uses per pixel" if sec["budget_unit"] == "cu/px" else \
+        "channel uses per image"
     head = (f"<p>Best {html.escape(sec['metric'])} ({sec['goal']}) per SNR within "
-            f"{sec['budget']:g} {html.escape(sec['budget_unit'])} per image, over MCS rows "
+            f"{sec['budget']:g} {unit} (mean, retransmissions counted), over MCS rows "
             f"{sec['mcs_indices']} of {html.escape(sec['mcs_table'])} x each codec's rates.</p>")
     header = ["family", "link", "SNR [dB]", "choice", sec["metric"], "cu (effective)",
               "BLER", "feasible"]

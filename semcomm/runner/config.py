@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from semcomm.codecs.base import RatePoint
+from semcomm.runner.adaptation import AdaptationConfig
 
 
 class ConfigError(ValueError):
@@ -396,6 +397,9 @@ class Experiment(_Strict):
     seed: NonNegativeInt = 0
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     plots: PlotsConfig = Field(default_factory=PlotsConfig)
+    #: Link adaptation: per SNR and link, the best (MCS row, rate) within a channel-use
+    #: budget (semcomm.runner.adaptation); None: off.
+    adaptation: AdaptationConfig | None = None
     #: Torch device of the segmenter and the learned codecs: cpu | cuda | cuda:N | auto
     #: ("cuda" is saved as "cuda:0"; auto and the host's GPUs are resolved at run start,
     #: by :func:`resolve_device`, so a run folder still loads on a host without CUDA).
@@ -441,6 +445,10 @@ class Experiment(_Strict):
                 _check_packet_bytes(i, c, own)
             else:
                 _check_packet_bytes(i, c, links)
+        if self.adaptation is not None:
+            from semcomm.runner.adaptation import check_experiment
+
+            check_experiment(self)
         return self
 
     @property
@@ -688,7 +696,8 @@ def to_yaml(exp: Experiment) -> str:
 
 
 def smoke(exp: Experiment) -> Experiment:
-    """A tiny-budget copy for smoke tests: 2 images, first rate, lowest and highest SNR."""
+    """A tiny-budget copy for smoke tests: 2 images, first rate, lowest and highest SNR
+    (and the first and last MCS row of ``adaptation``)."""
     data = exp.model_dump(mode="json")
     data["dataset"]["count"] = 2
     data["stopping"]["max_images"] = 2
@@ -701,6 +710,9 @@ def smoke(exp: Experiment) -> Experiment:
     if exp.snr is not None:
         values = exp.snr.values()
         data["snr"] = {f"{exp.snr.kind}_db": sorted({values[0], values[-1]})}
+    if exp.adaptation is not None:  # the lowest and highest MCS row
+        rows = exp.adaptation.mcs.indices
+        data["adaptation"]["mcs"]["indices"] = sorted({rows[0], rows[-1]})
     data["name"] = f"{exp.name}-smoke"
     return Experiment.model_validate(data)
 

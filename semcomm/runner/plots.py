@@ -54,7 +54,8 @@ _DEFAULT_LABELS = {"miou": "mIoU (segmenter on x_hat)", "psnr": "PSNR [dB]", "bl
 _ZERO_NOTE = "0 block errors: Wilson upper bound"
 
 #: Figure file stems in the order the report shows them.
-CURVE_STEMS = ("miou_vs_snr", "psnr_vs_snr", "bler_vs_snr", "miou_vs_bpp", "class_iou_vs_snr")
+CURVE_STEMS = ("miou_vs_snr", "psnr_vs_snr", "bler_vs_snr", "miou_vs_bpp", "class_iou_vs_snr",
+               "adaptation")
 
 
 def codec_styles(codecs: Iterable[str]) -> dict[str, tuple[Any, str]]:
@@ -334,11 +335,13 @@ def gallery_plot(run_dir: Path, rows: list[dict[str, Any]], snrs: list[float],
 
 def all_plots(run_dir: Path, rows: list[dict[str, Any]], snr_label: str,
               gallery_snrs: list[float], cfg: PlotsConfig | None = None,
-              out_dir: Path | None = None, links: dict[str, Any] | None = None) -> list[Path]:
+              out_dir: Path | None = None, links: dict[str, Any] | None = None,
+              adaptation: dict[str, Any] | None = None) -> list[Path]:
     """Every figure of a run into ``out_dir`` (default ``run_dir``); returns the files.
 
     ``links``: label -> ``channels.LinkConfig`` of the run's links (for the capacity bound;
-    None draws no bound).
+    None draws no bound). ``adaptation``: summary.json's ``adaptation`` section, drawn as
+    ``adaptation.png`` (:func:`semcomm.runner.adaptation.plot`); None: no such figure.
     """
     cfg = cfg or PlotsConfig()
     out = out_dir or run_dir
@@ -356,6 +359,10 @@ def all_plots(run_dir: Path, rows: list[dict[str, Any]], snr_label: str,
             paths += class_plot(run_dir, out, cfg, snr_label, styles)
         for link in labels or [None]:
             paths += gallery_plot(run_dir, rows, gallery_snrs, link, cfg, out)
+    if adaptation is not None:
+        from semcomm.runner.adaptation import plot as adaptation_plot
+
+        paths += adaptation_plot(rows, adaptation, out, cfg, snr_label)
     return paths
 
 
@@ -403,7 +410,7 @@ def replot(run_dir: Path, cfg: PlotsConfig | None = None,
 
     links = dict(expand_links(config.get("links") or []))
     return all_plots(Path(run_dir), summary["rows"], snr_axis_label(config), gallery_snrs(snrs),
-                     cfg, out_dir, links)
+                     cfg, out_dir, links, summary.get("adaptation"))
 
 
 def _snr_values(config: dict[str, Any]) -> list[float]:

@@ -36,6 +36,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from semcomm.runner import adaptation
 from semcomm.runner.config import Experiment, expand_links, resolve, to_yaml
 from semcomm.runner.plots import all_plots, gallery_snrs
 from semcomm.runner.store import PointStore, RunLock
@@ -213,7 +214,8 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
     lock = RunLock(resume_dir) if resume_dir is not None else None
     try:
         try:  # everything that can fail on the user's input, before any compute
-            ctx = Context(exp, resume_dir or out_root)
+            # adaptation: the sweep runs every (codec, MCS row) candidate
+            ctx = Context(adaptation.expand(exp), resume_dir or out_root)
         except (ValueError, OSError, TypeError) as err:
             raise SetupError(f"{exp.name}: {type(err).__name__}: {err}") from err
         if resume_dir is None:
@@ -277,7 +279,8 @@ def write_results(exp: Experiment, run_dir: Path, wall_s: float, workers: int,
     """summary.csv, summary.json, the figures and report.html from ``points.jsonl``
     (read point by point: memory does not grow with the number of measurements)."""
     rows, measurements = summarize_file(
-        run_dir / "points.jsonl", [c.display for c in exp.codecs], exp.max_images,
+        run_dir / "points.jsonl", [c.display for c in adaptation.expand(exp).codecs],
+        exp.max_images,
         exp.metrics.bootstrap, exp.metrics.confidence, exp.seed, run_dir,
         fid=exp.metrics.fid is not None, stopping=exp.stopping)
     write_csv(rows, run_dir / "summary.csv")
@@ -295,6 +298,10 @@ def write_results(exp: Experiment, run_dir: Path, wall_s: float, workers: int,
         "config": exp.model_dump(mode="json"),
         "rows": rows,
     }
+    adapted = adaptation.section(exp, rows)
+    if adapted is not None:  # the choice table: adaptation.csv and the summary
+        summary["adaptation"] = adapted
+        adaptation.write_csv(adapted, run_dir / "adaptation.csv")
     tmp = run_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(_jsonable(summary), indent=1))
     tmp.replace(run_dir / "summary.json")
@@ -303,7 +310,7 @@ def write_results(exp: Experiment, run_dir: Path, wall_s: float, workers: int,
     write_class_results(exp, run_dir)  # class_iou.csv when a codec protects classes
     snr_label = "Es/N0 [dB]" if exp.snr is None or exp.snr.kind == "esno" else "Eb/N0 [dB]"
     all_plots(run_dir, rows, snr_label, gallery_snrs(exp.snr.values() if exp.snr else []),
-              exp.plots, links=dict(expand_links(exp.links)))
+              exp.plots, links=dict(expand_links(exp.links)), adaptation=adapted)
     from semcomm.runner.report import write_report
 
     write_report(run_dir)

@@ -160,6 +160,14 @@ class DecodeCache:
             return hit[0]
         self.misses += 1
         rec = codec.decode(payload)
+        self.add(ident, rec)
+        return rec
+
+    def add(self, ident: tuple, rec: Reconstruction) -> None:
+        """Cache ``rec`` under ``ident`` (a key of :meth:`items`; how a worker's new
+        entries join the parent's cache). Its arrays become read-only."""
+        if ident in self._entries:
+            return
         arrays = [a for a in (rec.image, rec.labels) if isinstance(a, np.ndarray)]
         for arr in arrays:
             arr.setflags(write=False)
@@ -170,7 +178,15 @@ class DecodeCache:
             while self._bytes > self.max_bytes:
                 _, (_, old) = self._entries.popitem(last=False)
                 self._bytes -= old
-        return rec
+
+    def keys(self) -> set[tuple]:
+        """The keys of the cached entries."""
+        return set(self._entries)
+
+    def items(self, skip: set[tuple] | None = None) -> list[tuple[tuple, Reconstruction]]:
+        """(key, reconstruction) of every entry whose key is not in ``skip``, oldest first."""
+        skip = skip or set()
+        return [(k, rec) for k, (rec, _) in self._entries.items() if k not in skip]
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -334,25 +334,39 @@ def gallery_plot(run_dir: Path, rows: list[dict[str, Any]], snrs: list[float],
 
 def all_plots(run_dir: Path, rows: list[dict[str, Any]], snr_label: str,
               gallery_snrs: list[float], cfg: PlotsConfig | None = None,
-              out_dir: Path | None = None, links: dict[str, Any] | None = None) -> list[Path]:
+              out_dir: Path | None = None, links: dict[str, Any] | None = None,
+              workers: int = 1) -> list[Path]:
     """Every figure of a run into ``out_dir`` (default ``run_dir``); returns the files.
 
     ``links``: label -> ``channels.LinkConfig`` of the run's links (for the capacity bound;
-    None draws no bound).
+    None draws no bound). ``workers > 1`` draws the figures on forked workers
+    (:func:`semcomm.runner.pool.fork_map`; galleries, the slowest, first).
     """
+    from semcomm.runner.pool import fork_map
+
     cfg = cfg or PlotsConfig()
     out = out_dir or run_dir
     out.mkdir(parents=True, exist_ok=True)
     styles = codec_styles(r["codec"] for r in rows)
     labels = list(dict.fromkeys(r["link"] for r in rows if r["kind"] == "link"))
-    with plt.style.context(cfg.style):
-        paths = []
-        for metric in ("miou", "psnr", "bler"):
-            paths += snr_plot(rows, metric, out, snr_label, cfg, styles, links)
-        paths += bpp_plot(rows, out, cfg, styles)
-        for link in labels or [None]:
-            paths += gallery_plot(run_dir, rows, gallery_snrs, link, cfg, out)
-    return paths
+    jobs: list[tuple[str, Any]] = [("gallery", link) for link in labels or [None]]
+    jobs += [("snr", metric) for metric in ("miou", "psnr", "bler")] + [("bpp", None)]
+    state = (run_dir, rows, snr_label, gallery_snrs, cfg, out, links, styles)
+    with plt.style.context(cfg.style):  # inherited by forked workers
+        drawn = dict(zip(jobs, fork_map(_figure, jobs, state, workers), strict=True))
+    order = [job for job in jobs if job[0] != "gallery"] + jobs[:len(labels or [None])]
+    return [path for job in order for path in drawn[job]]
+
+
+def _figure(state: tuple[Any, ...], job: tuple[str, Any]) -> list[Path]:
+    """One figure of :func:`all_plots` (``job``: its kind and metric or link)."""
+    run_dir, rows, snr_label, snrs, cfg, out, links, styles = state
+    kind, what = job
+    if kind == "snr":
+        return snr_plot(rows, what, out, snr_label, cfg, styles, links)
+    if kind == "bpp":
+        return bpp_plot(rows, out, cfg, styles)
+    return gallery_plot(run_dir, rows, snrs, what, cfg, out)
 
 
 def gallery_snrs(snrs: list[float]) -> list[float]:

@@ -128,6 +128,8 @@ class Context:
             (c.display, label): cfg for c in exp.codecs if c.link is not None
             for label, cfg in codec_links(exp.links, c.link)}
         self._own_links: dict[tuple[str, str], Any] = {}
+        #: Decoder threads of every link (None: the link's default, the CPUs).
+        self.link_threads: int | None = None
         # Packet codecs are built once per packet size (``packet_bytes: auto`` follows
         # each link's code blocks); ``codecs`` holds each codec at its default geometry.
         self._built: dict[tuple[str, int | None], Codec] = {}
@@ -177,8 +179,18 @@ class Context:
         if (codec, link) not in self._own_links:
             from channels import Link
 
-            self._own_links[(codec, link)] = Link(self.own_link_configs[(codec, link)])
+            lk = Link(self.own_link_configs[(codec, link)])
+            self._own_links[(codec, link)] = lk
+            if self.link_threads is not None:
+                lk.set_num_threads(self.link_threads)
         return self._own_links[(codec, link)]
+
+    def set_link_threads(self, n: int) -> None:
+        """Decode every link (priority codes included) on ``n`` threads; a process
+        worker takes 1 (the results do not depend on it, see ``channels.Link``)."""
+        self.link_threads = n
+        for lk in [*self.links.values(), *self._own_links.values()]:
+            lk.set_num_threads(n)
 
     def codec_for(self, codec: str, link: str | None) -> Codec:
         """The codec instance that serves ``link`` (built once per packet size)."""
@@ -600,40 +612,108 @@ def error_free_specs(ctx: Context) -> list[tuple[str, RateSpec, str | None]]:
     return out
 
 
-def phase_one(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm) -> None:
-    """Original and error-free lines; encodes (and caches) every payload."""
-    for i in ctx.images:
-        sample = ctx.samples[i]
-        key = ("original", "original", "-", "none", None, i, 0)
-        if key not in store:
-            s_hat = ctx.evaluator.segment([sample.image], [i], [sample.labels])[0]
-            line = _base_line("original", "original", "-", "none", None, i, 0, sample)
-            line.update(_quality_fields(ctx, i, sample.image, s_hat, None))
-            store.append([line])
-        _save_gallery(ctx, "original", "-", None, None, i, sample.image)
-        ctx.evaluator.save_features(sample.image, ctx.run_dir / "features" / f"original_{i}.npy")
-        lines = []
-        for codec, spec, link in error_free_specs(ctx):
-            e = ctx.encode(enc, codec, i, spec, link)
-            rate = e.rate
-            key = ("error-free", codec, rate.label, "none", None, i, 0)
-            if key in store:
-                continue
-            rec = _error_free(ctx, codec, e, link)
-            s_hat = ctx.evaluator.segment([rec.image], [i], [sample.labels])[0]
-            line = _base_line("error-free", codec, rate.label, "none", None, i, 0, sample)
-            line.update(_payload_fields(ctx, codec, e, link, spec))
-            warn_unmet(ctx, codec, spec, link, line)
-            warn_unreachable(ctx, codec, spec, line)
-            line.update({"status": rec.status, "error": rec.error})
-            line.update(_quality_fields(ctx, i, rec.image, s_hat, rec.labels))
-            lines.append(line)
-            # A bandwidth ratio's error-free image depends on the link (its byte budget).
-            _save_gallery(ctx, codec, spec.label if link else rate.label, link, None, i,
-                          rec.image)
-            _save_line_features(ctx, line, rec.image)
-        store.append(lines)
+def phase_one(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm,
+              workers: int = 1) -> None:
+    """Original and error-free lines; encodes (and caches) every payload.
+
+    With ``workers > 1`` the images are shared out over forked workers (when
+    :func:`semcomm.runner.pool.fork_ok`); each sends back its lines and the cache
+    entries it made (decoded images, segmentations, metrics, payloads), so that the
+    phase-2 workers forked next start with every error-free decode cached. The lines
+    are appended and the warnings given here, in image order, as in a serial run."""
+    from semcomm.runner.pool import fork_map
+
+    for lines, delta in fork_map(_image_task, ctx.images, (ctx, enc, store), workers,
+                                 device=ctx.device):
+        if delta is not None:
+            merge_caches(ctx, enc, delta)
+        for line, (codec, spec, link) in lines:
+            if codec is not None and spec is not None:
+                warn_unmet(ctx, codec, spec, link, line)
+                warn_unreachable(ctx, codec, spec, line)
+        original = [line for line, (codec, _, _) in lines if codec is None]
+        if original:
+            store.append(original)
+        store.append([line for line, (codec, _, _) in lines if codec is not None])
         bar.update(1)
+
+
+def _image_task(state: tuple[Context, Encoder, PointStore], i: int
+                ) -> tuple[list[tuple[dict[str, Any], tuple[Any, ...]]], dict[str, Any] | None]:
+    """Phase 1 of image ``i`` (a worker task): its lines, and the cache entries made
+    (None in the parent itself, whose caches are filled in place)."""
+    from semcomm.runner import pool
+
+    ctx, enc, store = state
+    before = cache_keys(ctx, enc) if pool.in_worker() else None
+    lines = image_lines(ctx, enc, store, i)
+    return lines, None if before is None else cache_delta(ctx, enc, before)
+
+
+def image_lines(ctx: Context, enc: Encoder, store: PointStore, i: int
+                ) -> list[tuple[dict[str, Any], tuple[Any, ...]]]:
+    """The new original and error-free lines of image ``i``, each with (codec, rate
+    spec, link) of its error-free decode ((None, None, None) for the original)."""
+    sample = ctx.samples[i]
+    out: list[tuple[dict[str, Any], tuple[Any, ...]]] = []
+    key = ("original", "original", "-", "none", None, i, 0)
+    if key not in store:
+        s_hat = ctx.evaluator.segment([sample.image], [i], [sample.labels])[0]
+        line = _base_line("original", "original", "-", "none", None, i, 0, sample)
+        line.update(_quality_fields(ctx, i, sample.image, s_hat, None))
+        out.append((line, (None, None, None)))
+    _save_gallery(ctx, "original", "-", None, None, i, sample.image)
+    ctx.evaluator.save_features(sample.image, ctx.run_dir / "features" / f"original_{i}.npy")
+    for codec, spec, link in error_free_specs(ctx):
+        e = ctx.encode(enc, codec, i, spec, link)
+        rate = e.rate
+        key = ("error-free", codec, rate.label, "none", None, i, 0)
+        if key in store:
+            continue
+        rec = _error_free(ctx, codec, e, link)
+        s_hat = ctx.evaluator.segment([rec.image], [i], [sample.labels])[0]
+        line = _base_line("error-free", codec, rate.label, "none", None, i, 0, sample)
+        line.update(_payload_fields(ctx, codec, e, link, spec))
+        line.update({"status": rec.status, "error": rec.error})
+        line.update(_quality_fields(ctx, i, rec.image, s_hat, rec.labels))
+        out.append((line, (codec, spec, link)))
+        # A bandwidth ratio's error-free image depends on the link (its byte budget).
+        _save_gallery(ctx, codec, spec.label if link else rate.label, link, None, i,
+                      rec.image)
+        _save_line_features(ctx, line, rec.image)
+    return out
+
+
+def cache_keys(ctx: Context, enc: Encoder) -> dict[str, set[Any]]:
+    """The keys of every content cache of a context (see :func:`cache_delta`)."""
+    ev = ctx.evaluator
+    return {"decode": ctx.decode_cache.keys(), "seg": set(ev.seg_cache),
+            "metric": set(ev.metric_cache), "feature": set(ev.feature_cache),
+            "memo": set(enc.memo)}
+
+
+def cache_delta(ctx: Context, enc: Encoder, before: dict[str, set[Any]]) -> dict[str, Any]:
+    """The cache entries made since ``before`` (:func:`cache_keys`): what a worker sends
+    back so that the parent, and the workers it forks next, need not redo them."""
+    ev = ctx.evaluator
+    new: dict[str, list[tuple[Any, Any]]] = {
+        name: [(k, v) for k, v in cache.items() if k not in before[name]]
+        for name, cache in (("seg", ev.seg_cache), ("metric", ev.metric_cache),
+                            ("feature", ev.feature_cache), ("memo", enc.memo))}
+    new["decode"] = ctx.decode_cache.items(before["decode"])
+    return new
+
+
+def merge_caches(ctx: Context, enc: Encoder, delta: dict[str, Any]) -> None:
+    """Add a worker's :func:`cache_delta` to this process's caches."""
+    ev = ctx.evaluator
+    for name, cache in (("seg", ev.seg_cache), ("metric", ev.metric_cache),
+                        ("feature", ev.feature_cache)):
+        for k, v in delta[name]:
+            cache.put(k, v)
+    enc.memo.update(delta["memo"])
+    for k, rec in delta["decode"]:
+        ctx.decode_cache.add(k, rec)
 
 
 def warn_unmet(ctx: Context, codec: str, spec: RateSpec, link: str | None,
@@ -830,11 +910,6 @@ def _done_lines(ctx: Context, store: PointStore) -> dict[tuple[Any, ...], dict[s
             if line["kind"] == "link"}
 
 
-# Process-executor state of one worker (spawned: forking a process that holds torch,
-# numba and BLAS thread pools can deadlock, so each worker builds its own Context).
-_WORKER: tuple[Context, Encoder] | None = None
-
-
 def shard_images(count: int, shard: tuple[int, int] | None) -> list[int]:
     """Images of shard ``(k, n)``: the k-th of n contiguous blocks of ``range(count)``
     (sizes differ by at most one); every image of ``range(count)`` without a shard."""
@@ -844,17 +919,15 @@ def shard_images(count: int, shard: tuple[int, int] | None) -> list[int]:
     return list(range(k * count // n, (k + 1) * count // n))
 
 
+# State of a spawned worker (the fallback when forking is not safe, e.g. on CUDA).
+_WORKER: tuple[Context, Encoder] | None = None
+
+
 def _worker_init(config: dict[str, Any], run_dir: str, fallback: np.ndarray,
                  images: list[int]) -> None:
-    import signal
+    from semcomm.runner.pool import worker_start
 
-    import torch
-
-    # Ctrl-C reaches the whole process group: the parent alone handles it (it ends the
-    # pool and prints the resume command); workers would only print tracebacks.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ["OMP_NUM_THREADS"] = "1"
-    torch.set_num_threads(1)
+    worker_start()
     global _WORKER
     # Once per process (pool initializer), not per point; the fallback image (up to
     # 32 training images decoded and averaged) is shipped rather than rebuilt.
@@ -865,13 +938,24 @@ def _worker_init(config: dict[str, Any], run_dir: str, fallback: np.ndarray,
 
 def _worker_point(args: tuple[Point, dict[tuple[int, int], dict[str, Any]]]) -> list[dict]:
     assert _WORKER is not None
-    ctx, enc = _WORKER
-    pt, done = args
+    return _point_task(_WORKER, args)
+
+
+def _point_task(state: tuple[Context, Encoder],
+                job: tuple[Point, dict[tuple[int, int], dict[str, Any]]]) -> list[dict]:
+    """All new lines of one point (a worker task; the link decodes on this worker's one
+    thread: N workers on N cores)."""
+    ctx, enc = state
+    ctx.set_link_threads(1)
+    pt, done = job
     return [line for chunk in run_point(ctx, enc, pt, done) for line in chunk]
 
 
 def phase_two(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm, workers: int) -> None:
-    """Run every point (serially, or one point per worker process)."""
+    """Run every point (serially, or one point per task on worker processes: forked
+    from this one when :func:`semcomm.runner.pool.fork_ok`, else spawned)."""
+    from semcomm.runner.pool import fork_map, fork_ok
+
     points = plan_points(ctx)
     full = _done_lines(ctx, store)
     jobs = [(pt, _point_done(pt, store, full)) for pt in points]
@@ -879,6 +963,12 @@ def phase_two(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm, workers:
         for pt, done in jobs:
             for lines in run_point(ctx, enc, pt, done):
                 store.append(lines)
+            bar.update(1)
+        return
+    if fork_ok(ctx.device)[0]:
+        for lines in fork_map(_point_task, jobs, (ctx, enc), workers, ordered=False,
+                              device=ctx.device):
+            store.append(lines)
             bar.update(1)
         return
     mp = multiprocessing.get_context("spawn")

@@ -22,11 +22,14 @@ context does not survive a fork) and on macOS (system frameworks are not fork-sa
 the calling process and the sweep falls back to spawned workers.
 
 Every worker runs one torch thread (and one link thread, see ``Context.link_threads``):
-N workers on N cores, no oversubscription.
+N workers on N cores, no oversubscription. The parent's objects are frozen
+(``gc.freeze``) while its workers live, so that their garbage collections do not copy
+the shared heap page by page.
 """
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import sys
@@ -106,6 +109,11 @@ def fork_map(fn: Callable[[Any, T], R], items: Sequence[T], state: Any, workers:
         return
     global _STATE
     _STATE = state
+    # The parent's objects go to the garbage collector's permanent generation: a
+    # worker's collections then skip them, instead of writing to (and so copying) every
+    # page of the parent's heap. Measured: a full collection in a worker forked from a
+    # 480 MB parent cost 0.4 CPU s, 0.004 s frozen.
+    gc.freeze()
     try:
         mp = multiprocessing.get_context("fork")
         with mp.Pool(workers, initializer=worker_start) as pool:
@@ -113,4 +121,5 @@ def fork_map(fn: Callable[[Any, T], R], items: Sequence[T], state: Any, workers:
             run = pool.imap if ordered else pool.imap_unordered
             yield from run(_call, tasks, chunksize=1)
     finally:
+        gc.unfreeze()
         _STATE = None

@@ -146,6 +146,10 @@ class Context:
         self.reference = self._reference()
         # Intact payloads decode to the same image at every SNR point: decode them once.
         self.decode_cache = DecodeCache()
+        #: Decode a chunk's payloads as one batch (learned codecs' ``decode_batch``). On
+        #: a GPU only: batching changes float rounding (~1e-5), and a CPU run must give
+        #: the same bits whatever its chunking, workers or resume.
+        self.batch_decodes = self.device.startswith("cuda")
         self.unmet_warned: set[tuple[str, str, str | None]] = set()
 
     def packet_bytes(self, codec: str, link: str | None) -> int | None:
@@ -827,15 +831,31 @@ def _transmit_lines(ctx: Context, enc: Encoder, pt: Point,
                    "block_errors": 0, "undetected": 0, "lost_bytes": 0} for res in analog]
         return _point_lines(ctx, pt, todo, encoded, seeds, recs, fields)
     results = send(ctx.link_for(pt.codec, pt.link), encoded, pt.esno_db, seeds)
-    recs = [ctx.receiver(pt.codec, e.payload.shape, pt.link).receive(
-        res.data.tobytes(), e.payload.shape, res.lost_ranges)
-        for e, res in zip(encoded, results, strict=True)]
+    recs = _receive(ctx, pt, encoded, results)
     fields = [{"channel_uses": res.channel_uses_first, "effective_channel_uses": res.channel_uses,
                "transmissions": res.rounds, "bits": res.num_bits, "bit_errors": res.bit_errors,
                "blocks": res.num_blocks, "block_errors": res.block_errors,
                "undetected": res.undetected_block_errors,
                "lost_bytes": int(sum(b - a for a, b in res.lost_ranges))} for res in results]
     return _point_lines(ctx, pt, todo, encoded, seeds, recs, fields)
+
+
+def _receive(ctx: Context, pt: Point, encoded: list[Encoded], results: list[Any]
+             ) -> list[Any]:
+    """The receiver's x_hat of each transmission: one decode per image, or, with
+    ``ctx.batch_decodes`` (a CUDA device), the chunk's decodes of each image size as
+    one batch (:meth:`Receiver.receive_batch`)."""
+    items = [(res.data.tobytes(), e.payload.shape, res.lost_ranges)
+             for e, res in zip(encoded, results, strict=True)]
+    if not ctx.batch_decodes:
+        return [ctx.receiver(pt.codec, item[1], pt.link).receive(*item) for item in items]
+    out: list[Any] = [None] * len(items)
+    for shape in dict.fromkeys(i[1] for i in items):
+        idx = [j for j, i in enumerate(items) if i[1] == shape]
+        recs = ctx.receiver(pt.codec, shape, pt.link).receive_batch([items[j] for j in idx])
+        for j, rec in zip(idx, recs, strict=True):
+            out[j] = rec
+    return out
 
 
 def _point_lines(ctx: Context, pt: Point, todo: list[tuple[int, int]], encoded: list[Encoded],

@@ -340,28 +340,36 @@ def all_plots(run_dir: Path, rows: list[dict[str, Any]], snr_label: str,
 
     ``links``: label -> ``channels.LinkConfig`` of the run's links (for the capacity bound;
     None draws no bound). ``workers > 1`` draws the figures on forked workers
-    (:func:`semcomm.runner.pool.fork_map`; galleries, the slowest, first).
+    (:func:`semcomm.runner.pool.fork_map`), one file (figure and format) per task, the
+    galleries, the slowest, first.
     """
-    from semcomm.runner.pool import fork_map
+    from semcomm.runner.pool import fork_map, fork_ok
 
     cfg = cfg or PlotsConfig()
     out = out_dir or run_dir
     out.mkdir(parents=True, exist_ok=True)
     styles = codec_styles(r["codec"] for r in rows)
     labels = list(dict.fromkeys(r["link"] for r in rows if r["kind"] == "link"))
-    jobs: list[tuple[str, Any]] = [("gallery", link) for link in labels or [None]]
-    jobs += [("snr", metric) for metric in ("miou", "psnr", "bler")] + [("bpp", None)]
+    figures: list[tuple[str, Any]] = [("snr", m) for m in ("miou", "psnr", "bler")]
+    figures += [("bpp", None)] + [("gallery", link) for link in labels or [None]]
+    split = workers > 1 and fork_ok()[0]
+    formats: list[str | None] = list(cfg.formats) if split else [None]  # None: all at once
+    jobs = [(kind, what, fmt) for kind, what in figures for fmt in formats]
+    jobs.sort(key=lambda job: job[0] != "gallery")  # stable: the slowest first
     state = (run_dir, rows, snr_label, gallery_snrs, cfg, out, links, styles)
     with plt.style.context(cfg.style):  # inherited by forked workers
         drawn = dict(zip(jobs, fork_map(_figure, jobs, state, workers), strict=True))
-    order = [job for job in jobs if job[0] != "gallery"] + jobs[:len(labels or [None])]
-    return [path for job in order for path in drawn[job]]
+    return [path for kind, what in figures for fmt in formats
+            for path in drawn[(kind, what, fmt)]]
 
 
-def _figure(state: tuple[Any, ...], job: tuple[str, Any]) -> list[Path]:
-    """One figure of :func:`all_plots` (``job``: its kind and metric or link)."""
+def _figure(state: tuple[Any, ...], job: tuple[str, Any, str | None]) -> list[Path]:
+    """One figure of :func:`all_plots` (``job``: its kind, metric or link, and format;
+    None: every format of the config)."""
     run_dir, rows, snr_label, snrs, cfg, out, links, styles = state
-    kind, what = job
+    kind, what, fmt = job
+    if fmt is not None:  # one file of the figure (formats are validated already)
+        cfg = cfg.model_copy(update={"formats": [fmt]})
     if kind == "snr":
         return snr_plot(rows, what, out, snr_label, cfg, styles, links)
     if kind == "bpp":

@@ -212,9 +212,10 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
         check_writable(out_root)  # before loading any model
     # One writer per run folder: a concurrent --resume is refused before any compute.
     lock = RunLock(resume_dir) if resume_dir is not None else None
+    workers = workers or (exp.executor.workers if exp.executor.kind == "process" else 1)
     try:
         try:  # everything that can fail on the user's input, before any compute
-            ctx = Context(exp, resume_dir or out_root)
+            ctx = Context(exp, resume_dir or out_root, workers=workers)
         except (ValueError, OSError, TypeError) as err:
             raise SetupError(f"{exp.name}: {type(err).__name__}: {err}") from err
         if resume_dir is None:
@@ -230,7 +231,6 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
         if on_start is not None:
             on_start(run_dir)
         used = models_used(ctx)
-        workers = workers or (exp.executor.workers if exp.executor.kind == "process" else 1)
         store = PointStore(run_dir / "points.jsonl")
         clock.lap("setup")
         try:

@@ -96,11 +96,14 @@ class Context:
     """Everything built from an Experiment (the only place that imports the link)."""
 
     def __init__(self, exp: Experiment, run_dir: Path,
-                 fallback: np.ndarray | None = None) -> None:
+                 fallback: np.ndarray | None = None, workers: int = 1) -> None:
         """``fallback``: the parent's fallback image, shipped to a worker, which then
-        also skips what only phase 1 needs (budget checks, the segmented tx semantics)."""
+        also skips what only phase 1 needs (budget checks, the segmented tx semantics).
+        ``workers > 1``: the images are loaded (rendered) and the originals segmented on
+        forked workers (:func:`semcomm.runner.pool.fork_map`), the same arrays."""
         from channels import Link
         from semcomm.data import build_dataset
+        from semcomm.runner.pool import fork_map
         from semcomm.segmentation import build_segmenter
         from semcomm.segmentation.segmenters import SEGMENTERS
 
@@ -110,7 +113,9 @@ class Context:
         kwargs = _dataset_kwargs(d.model_dump(), d.name)
         self.dataset = build_dataset(d.name, **kwargs)
         count = min(exp.max_images, len(self.dataset))
-        self.samples: list[Sample] = [self.dataset[i] for i in range(count)]
+        self.workers = workers
+        self.samples: list[Sample] = list(fork_map(_load_sample, range(count), self.dataset,
+                                                   workers, device=self.device))
         #: The images this run measures (all, or one shard's; see :func:`shard_images`).
         self.images: list[int] = list(range(count))
         self.segmenter = build_segmenter(
@@ -138,7 +143,8 @@ class Context:
         self._budgets: dict[tuple[float, str, tuple[int, int], str | None], int] = {}
         self.analog = self._analog_channels()
         self._check_codecs()
-        self.fallback = _fallback_image(exp, self.samples) if fallback is None else fallback
+        self.fallback = (_fallback_image(exp, self.samples, workers) if fallback is None
+                         else fallback)
         self._tx_labels: list[np.ndarray | None] | None = None
         if fallback is None:  # the parent: fail before compute, segment in batches
             self._check_budgets()
@@ -270,7 +276,7 @@ class Context:
         images = [s.image for s in self.samples]
         if self.judge is self.segmenter:  # one network: share the evaluator's cache
             return list(self.evaluator.segment(images, range(len(images)),
-                                               [s.labels for s in self.samples]))
+                                               [s.labels for s in self.samples], self.workers))
         return [self.segmenter.segment_uint8(s.image[None], None if s.labels is None
                                              else s.labels[None])[0] for s in self.samples]
 
@@ -282,7 +288,7 @@ class Context:
             return [s.labels for s in self.samples]
         images = [s.image for s in self.samples]
         return list(self.evaluator.segment(images, range(len(images)),
-                                           [s.labels for s in self.samples]))
+                                           [s.labels for s in self.samples], self.workers))
 
     def esno_db(self, link: str, snr_db: float, codec: str | None = None) -> float:
         from channels import esno_db_from_ebno_db
@@ -441,7 +447,15 @@ def _dataset_kwargs(d: dict[str, Any], name: str) -> dict[str, Any]:
     return kwargs
 
 
-def _fallback_image(exp: Experiment, samples: list[Sample]) -> np.ndarray:
+def _load_sample(dataset: Any, i: int) -> Sample:
+    return dataset[i]
+
+
+def _load_image(dataset: Any, i: int) -> np.ndarray:
+    return dataset[i].image
+
+
+def _fallback_image(exp: Experiment, samples: list[Sample], workers: int = 1) -> np.ndarray:
     """The ``mean`` policy's pixelwise mean of N training images (grey otherwise).
 
     Never the evaluated images themselves (a failed transmission would then show an
@@ -466,7 +480,9 @@ def _fallback_image(exp: Experiment, samples: list[Sample]) -> np.ndarray:
                           "built-in street scenes' training split", stacklevel=2)
         train = build_dataset("streetscenes", split="train", count=n,
                               size=(int(shape[0]), int(shape[1])), seed=d.seed)
-    images = [train[i].image for i in range(min(n, len(train)))]
+    from semcomm.runner.pool import fork_map
+
+    images = list(fork_map(_load_image, range(min(n, len(train))), train, workers))
     acc = np.zeros(shape, np.float64)
     for img in images:
         if img.shape != shape:

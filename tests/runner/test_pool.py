@@ -106,7 +106,7 @@ def test_forked_workers_do_the_work_and_match_serial(tmp_path: Path) -> None:
     # run starts none.
     timings = json.loads((parallel / "summary.json").read_text())["timings"]
     assert set(timings) == {"setup", "encode", "sweep", "summary", "plots"}
-    for stage in ("encode", "sweep", "summary", "plots"):
+    for stage in ("setup", "encode", "sweep", "summary", "plots"):
         assert timings[stage]["workers_cpu_s"] > 0, (stage, timings)
     serial_t = json.loads((serial / "summary.json").read_text())["timings"]
     assert all(t["workers_cpu_s"] < 0.05 for t in serial_t.values()), serial_t

@@ -101,10 +101,11 @@ def fork_map(fn: Callable[[Any, T], R], items: Sequence[T], state: Any, workers:
     ``state`` is not sent at all: the workers inherit it through the fork. Results come
     in ``items`` order (``ordered``) or as they finish. One item per task, handed out in
     ``items`` order as workers become free (put the longest first). With one worker,
-    one item, or where :func:`fork_ok` says no, runs in this process, in order.
+    one item, in a worker, or where :func:`fork_ok` says no, runs in this process, in
+    order.
     """
     workers = min(workers, len(items))
-    if workers <= 1 or not fork_ok(device)[0]:
+    if workers <= 1 or _IN_WORKER or not fork_ok(device)[0]:  # (a worker forks no more)
         yield from (fn(state, item) for item in items)
         return
     global _STATE

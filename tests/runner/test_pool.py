@@ -44,6 +44,16 @@ def test_fork_map_in_order_on_other_processes() -> None:
     assert sorted(v for v, _ in unordered) == [x * x for x in range(12)]
 
 
+def _nested(state: int, x: int) -> tuple[set[int], int]:
+    return {pid for _, pid in pool.fork_map(_square_pid, [1, 2, 3], state, 2)}, os.getpid()
+
+
+def test_a_worker_forks_no_further() -> None:
+    # A pool worker may not have children: its own fork_map runs in it, in order.
+    for inner, pid in pool.fork_map(_nested, [0, 1], 0, workers=2):
+        assert inner == {pid} and pid != os.getpid()
+
+
 def test_no_fork_with_threads_cuda_or_one_worker() -> None:
     # A second thread could hold a lock that the child would never see released.
     stop = threading.Event()

@@ -47,6 +47,7 @@ from semcomm.pipeline import (
     Encoded,
     Receiver,
     Transmitter,
+    conceals_losses,
     send,
     send_symbols,
     sends_symbols,
@@ -1001,6 +1002,10 @@ def phase_two(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm, workers:
                 store.append(lines)
             bar.update(1)
         return
+    # The longest first, so that no long point is left for the tail: the points of
+    # codecs that conceal losses (their concealed decodes are never cached), then the
+    # rest, each in plan order.
+    jobs.sort(key=lambda job: not conceals_losses(ctx.codecs[job[0].codec]))
     if fork_ok(ctx.device)[0]:
         for lines in fork_map(_point_task, jobs, (ctx, enc), workers, ordered=False,
                               device=ctx.device):

@@ -106,10 +106,15 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=100)
     ap.add_argument("--checkpoint", default=None, help="SQ-GAN model file (default: shipped)")
     ap.add_argument("--out", default=None, help="JSON lines, one per point")
+    ap.add_argument("--only", nargs="+", default=None, metavar="LABEL",
+                    help="run only the points whose label contains one of these strings")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    todo = points(args.set)
+    todo = [p for p in points(args.set)
+            if args.only is None or any(o in p[0] for o in args.only)]
+    if not todo:
+        ap.error(f"--only {args.only} matches no point of --set {args.set}")
     ts = load_test_set(args.images)
     rows = []
     for label, name, params, knob in todo:

@@ -77,8 +77,8 @@ class PointScores:
 
 
 def _counts(pred: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    inter, union = zip(*(iou_counts(confusion_matrix(p, r)) for p, r in zip(pred, ref)),
-                       strict=True)
+    pairs = zip(pred, ref, strict=True)
+    inter, union = zip(*(iou_counts(confusion_matrix(p, r)) for p, r in pairs), strict=True)
     return np.stack(inter), np.stack(union)
 
 

@@ -7,7 +7,6 @@ it from disk exactly as it loads the shipped file.
 
 from __future__ import annotations
 
-
 import math
 import warnings
 from pathlib import Path

@@ -90,6 +90,14 @@ def missing_checkpoint_message(path: Path) -> str:
             "or pass checkpoint=<path to a model.pt>")
 
 
+def _fraction(name: str, value: object) -> float:
+    """A kept fraction in [0, 1], or a one-line ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"sqgan {name}={value!r} must be a kept fraction in [0, 1]")
+    return float(value)
+
+
 # ----------------------------------------------------------------- typed results
 @dataclass(frozen=True)
 class AnalyticRate:
@@ -197,6 +205,12 @@ class SQGANCodec:
     priority_margin : int >= 0
         Tiles added around the named classes' tiles (default 1: the decoders draw a
         tile from its neighbours, measured in docs/beyond.md).
+    m_x, m_s : float in [0, 1] or None
+        Fixed kept fractions, for the paper's m_img x m_ssm grid (``params: {m_x: 0.7,
+        m_s: 0.4}``). ``m_s`` fixes the semantic branch whatever the knob (instead of
+        ``m_s_ratio``, so not both). ``m_x`` fixes the image branch: the codec then has
+        that one rate, a knob must equal it (``knob: [m_x]``, or leave m_x out and list
+        the knobs) and a bpp target can only pick it.
 
     Rates
     -----
@@ -211,8 +225,8 @@ class SQGANCodec:
 
     def __init__(self, checkpoint: str | Path | None = None, packet_bytes: int | None = None,
                  device: str | torch.device = "cpu", m_s_ratio: float = 1.0,
-                 m_grid: Sequence[float] | None = None,
-                 priority_classes: Sequence[str] | None = None,
+                 m_grid: Sequence[float] | None = None, m_x: float | None = None,
+                 m_s: float | None = None, priority_classes: Sequence[str] | None = None,
                  priority_margin: int = 1) -> None:
         path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
         if not path.is_file():
@@ -220,10 +234,18 @@ class SQGANCodec:
         if isinstance(m_s_ratio, bool) or not (isinstance(m_s_ratio, int | float)
                                                and math.isfinite(m_s_ratio) and m_s_ratio > 0):
             raise ValueError(f"m_s_ratio {m_s_ratio!r} must be a finite number > 0")
+        self.m_x_fixed = None if m_x is None else _fraction("m_x", m_x)
+        self.m_s_fixed = None if m_s is None else _fraction("m_s", m_s)
+        if self.m_s_fixed is not None and m_s_ratio != 1.0:
+            raise ValueError(f"give m_s ({m_s!r}) or m_s_ratio ({m_s_ratio!r}), not both")
+        if self.m_x_fixed is not None and m_grid is not None:
+            raise ValueError(f"give m_x ({m_x!r}) or m_grid, not both")
         grid = tuple(sorted({float(m) for m in (M_GRID if m_grid is None else m_grid)}))
         if not grid or any(not 0.0 < m <= 1.0 for m in grid):
             raise ValueError(f"m_grid {list(grid)} must be a non-empty list of kept "
                              "fractions in (0, 1]")
+        if self.m_x_fixed is not None:  # one rate: a bpp target can only pick it
+            grid = (self.m_x_fixed,)
 
         bundle = load_model(path, device)
         # Channels-last: oneDNN's faster layout for the few-channel full-resolution
@@ -282,7 +304,10 @@ class SQGANCodec:
         return self._specs[key]
 
     def m_s(self, m: float) -> float:
-        """Semantic kept fraction for the knob m (= m_x)."""
+        """Semantic kept fraction for the knob m (= m_x): ``m_s`` if fixed, else
+        min(1, m_s_ratio m)."""
+        if self.m_s_fixed is not None:
+            return self.m_s_fixed
         return min(1.0, self.m_s_ratio * m)
 
     # ------------------------------------------------------------------ encode
@@ -401,6 +426,9 @@ class SQGANCodec:
     def _check_knob(self, knob: float) -> float:
         if isinstance(knob, bool) or not isinstance(knob, int | float) or not 0.0 <= knob <= 1.0:
             raise ValueError(f"sqgan kept fraction m={knob!r} must be a number in [0, 1]")
+        if self.m_x_fixed is not None and float(knob) != self.m_x_fixed:
+            raise ValueError(f"sqgan knob {knob!r} differs from the fixed m_x {self.m_x_fixed:g}; "
+                             f"use knob: [{self.m_x_fixed:g}] or drop params m_x")
         return float(knob)
 
     def _inputs(self, image: np.ndarray, labels: np.ndarray | None
@@ -565,4 +593,5 @@ class SQGANCodec:
         prio = "" if self.priority_classes is None else \
             f", priority_classes={list(self.priority_classes)}"
         return (f"SQGANCodec(checkpoint={str(self.checkpoint)!r}, packet_bytes="
-                f"{self.packet_bytes}, m_s_ratio={self.m_s_ratio:g}{prio})")
+                f"{self.packet_bytes}, m_s_ratio={self.m_s_ratio:g}, m_x={self.m_x_fixed}, "
+                f"m_s={self.m_s_fixed}{prio})")

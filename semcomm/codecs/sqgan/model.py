@@ -295,16 +295,25 @@ class SAMM(nn.Module):
         h = F.relu(self.conv1(self.norm1(z, s)))
         return torch.sigmoid(self.conv2(self.norm2(h, s))).flatten(1)
 
-    def forward(self, z: torch.Tensor, s: torch.Tensor, m: float) -> SAMMOutput:
+    def forward(self, z: torch.Tensor, s: torch.Tensor, m: float,
+                select: torch.Tensor | None = None) -> SAMMOutput:
+        """``select`` [B, k] int64 (k = floor(m h w)): keep these flat positions instead
+        of the top-k scores (the uniform-masking ablation, benchmarks/sqgan_samm_ablation.py);
+        the kept features are still scaled by their scores."""
         b, c, h, w = z.shape
         scores = self.score(z, s)
         k = kept_count(m, h * w)
-        # Stable sort: equal scores keep raster order, so the choice is deterministic.
-        order = torch.sort(scores.detach(), dim=1, descending=True, stable=True).indices
+        if select is None:
+            # Stable sort: equal scores keep raster order, so the choice is deterministic.
+            select = torch.sort(scores.detach(), dim=1, descending=True, stable=True).indices
+            select = select[:, :k]
+        elif select.shape != (b, k) or select.dtype != torch.long:
+            raise ValueError(f"select must be int64 [{b}, {k}] (k = floor(m h w)), got "
+                             f"{select.dtype} {tuple(select.shape)}")
         # Raster order of the kept positions: the position mask alone then tells the
         # receiver where each index goes (the public code emitted indices in score
         # order, which a position mask cannot describe).
-        positions = order[:, :k].sort(dim=1).values
+        positions = select.sort(dim=1).values
         feats = self.feature_norm(z.flatten(2).transpose(1, 2))  # [B, h*w, c]
         feats = feats.gather(1, positions.unsqueeze(-1).expand(-1, -1, c))
         feats = feats * scores.gather(1, positions).unsqueeze(-1)
@@ -415,14 +424,16 @@ class MaskedVQBranch(nn.Module):
         self.decoder = Decoder(out_channels, cfg, image_height,
                                SEM_CHANNELS if spade_decoder else None)
 
-    def encode(self, inp: torch.Tensor, s_onehot: torch.Tensor, m: float) -> BranchEncoding:
-        """inp [B, C_in, H, W], s_onehot [B, 20, H, W], m in [0, 1] -> BranchEncoding."""
+    def encode(self, inp: torch.Tensor, s_onehot: torch.Tensor, m: float,
+               select: torch.Tensor | None = None) -> BranchEncoding:
+        """inp [B, C_in, H, W], s_onehot [B, 20, H, W], m in [0, 1] -> BranchEncoding
+        (``select``: kept positions instead of SAMM's choice, see :meth:`SAMM.forward`)."""
         pos = None
         if self.pos_embed is not None:  # at the first level's resolution
             p = self.cfg.patch
             pos = self.pos_embed(F.avg_pool2d(s_onehot, p) if p > 1 else s_onehot)
         z = self.encoder(inp, pos)
-        samm = self.samm(z, s_onehot, m)
+        samm = self.samm(z, s_onehot, m, select)
         b, k, d = samm.features.shape
         vq = self.quantizer(samm.features.reshape(b * k, d))
         return BranchEncoding(vq.z_q.reshape(b, k, d), vq.indices.reshape(b, k),
@@ -601,16 +612,20 @@ class SQGAN(nn.Module):
     # ----------------------------------------------------------------- tokens
 
     @torch.no_grad()
-    def encode_tokens(self, x: torch.Tensor, s: torch.Tensor, m_x: float,
-                      m_s: float) -> SQGANTokens:
+    def encode_tokens(self, x: torch.Tensor, s: torch.Tensor, m_x: float, m_s: float,
+                      select_x: torch.Tensor | None = None,
+                      select_s: torch.Tensor | None = None) -> SQGANTokens:
         """Transmitter: x [B, 3, H, W] in [0, 1], s [B, H, W] trainIds -> tokens.
 
+        ``select_x`` / ``select_s``: [B, floor(m h w)] int64 flat positions to keep
+        instead of SAMM's top scores (for the masking ablation); None: SAMM decides.
         Runs in eval mode (no codebook updates) whatever the module's mode.
         """
         with self._eval_mode():
             onehot = one_hot_labels(self._check_map(s))
-            enc_s = self.semantic.encode(onehot, onehot, m_s)
-            enc_x = self.image.encode(2.0 * self._check_image(x, s) - 1.0, onehot, m_x)
+            enc_s = self.semantic.encode(onehot, onehot, m_s, select_s)
+            enc_x = self.image.encode(2.0 * self._check_image(x, s) - 1.0, onehot, m_x,
+                                      select_x)
         return SQGANTokens(self._tokens(enc_x), self._tokens(enc_s))
 
     @torch.no_grad()

@@ -8,6 +8,7 @@ it from disk exactly as it loads the shipped file.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -178,6 +179,26 @@ def test_m_s_ratio_sets_the_semantic_fraction(checkpoint: Path,
     assert (rate.kept_x, rate.kept_s) == (64, 32)
     assert codec.m_s(1.0) == 0.5 and SQGANCodec(checkpoint, m_s_ratio=4.0).m_s(0.5) == 1.0
 
+
+
+def test_fixed_m_x_and_m_s_set_the_paper_grid_point(checkpoint: Path,
+                                                    scene: tuple[np.ndarray, np.ndarray]) -> None:
+    """params {m_x, m_s}: the kept counts are floor(m * 128) per branch whatever the knob
+    or bpp target; a different knob, both m_s and m_s_ratio, or m outside [0, 1] fail."""
+    codec = SQGANCodec(checkpoint, m_x=0.7, m_s=0.4)
+    for rate in (RatePoint(knob=0.7), RatePoint(bpp=0.001), RatePoint(bpp=20.0)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # bpp=0.001 is unreachable: warns
+            got = codec.analytic_rate(codec.encode(*scene, rate))
+        assert (got.kept_x, got.kept_s) == (89, 51)
+    assert SQGANCodec(checkpoint, m_s=0.4).m_s(1.0) == 0.4
+    with pytest.raises(ValueError, match="knob 0.5 differs from the fixed m_x 0.7"):
+        codec.encode(*scene, RatePoint(knob=0.5))
+    with pytest.raises(ValueError, match="not both"):
+        SQGANCodec(checkpoint, m_s=0.4, m_s_ratio=2.0)
+    for key, bad in (("m_x", 1.5), ("m_s", -0.1), ("m_x", float("nan")), ("m_s", True)):
+        with pytest.raises(ValueError, match=rf"sqgan {key}=.* must be a kept fraction"):
+            SQGANCodec(checkpoint, **{key: bad})
 
 # ----------------------------------------------------------------------- losses
 def test_lost_packet_is_concealed_at_its_positions(packets: SQGANCodec,

@@ -101,6 +101,27 @@ def test_kept_positions_are_the_top_scores(model: SQGAN) -> None:
         assert kept_scores.min() >= dropped.max()
 
 
+
+def test_select_overrides_samm_choice_with_the_same_count(model: SQGAN) -> None:
+    """select_x / select_s keep exactly the given positions (the masking ablation);
+    SAMM's own top-k given back reproduces its tokens; a wrong count fails."""
+    x, s = _batch()
+    ref = model.encode_tokens(x, s, 0.25, 0.5)
+    k_x, k_s = (int(br.kept[0].sum()) for br in (ref.image, ref.semantic))
+    sel_x = torch.stack([torch.randperm(128, generator=torch.Generator().manual_seed(b))[:k_x]
+                         for b in range(2)])
+    tok = model.encode_tokens(x, s, 0.25, 0.5, select_x=sel_x)
+    for b in range(2):
+        assert set(tok.image.kept[b].flatten().nonzero()[:, 0].tolist()) == set(
+            sel_x[b].tolist())
+    assert torch.equal(tok.semantic.indices, ref.semantic.indices)
+    own_s = torch.stack([ref.semantic.kept[b].flatten().nonzero()[:, 0] for b in range(2)])
+    same = model.encode_tokens(x, s, 0.25, 0.5, select_s=own_s.flip(1))
+    assert torch.equal(same.semantic.indices, ref.semantic.indices)
+    assert torch.equal(same.semantic.kept, ref.semantic.kept)
+    with pytest.raises(ValueError, match=r"select must be int64 \[2, 32\]"):
+        model.encode_tokens(x, s, 0.25, 0.5, select_x=sel_x[:, :5])
+
 def test_decode_tokens_reproduces_forward_exactly(model: SQGAN) -> None:
     x, s = _batch(3, seed=2)
     with torch.no_grad():

@@ -40,6 +40,8 @@ from collections.abc import Callable
 
 import torch
 
+from semcomm.codecs.amvq.config import MAPS
+
 
 def quantization_loss(z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
     """L_q = sum over the batch of ||z - e||^2 (e is treated as a constant).
@@ -51,8 +53,18 @@ def quantization_loss(z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
 
 
 def activation_map(f: torch.Tensor, e: torch.Tensor,
-                   head: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+                   head: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                   kind: str = "gradcam") -> torch.Tensor:
     """Normalised activation map A of one latent grid.
+
+    ``kind="gradcam"`` is the paper's Eqs. 5-6: A = ReLU(sum_c alpha_c F_c) with the
+    gradients pooled over positions. With the 1x1 head z = W F + b this is
+    ReLU(2 r_mean . (z - b)), r_mean the image's mean residual z - e: a projection of
+    the latent on one direction, which does not locate the large residuals (rank
+    correlation with ||z - e||^2 about 0.1 on the shipped models). ``kind="layercam"``
+    (LayerCAM, Jiang et al., IEEE TIP 2021) keeps the gradients per position,
+    A = sum_c ReLU(g_c) F_c, so each position is weighted by its own residual
+    (rank correlation about 0.7); benchmarks/amvq_selection.py compares the two.
 
     Input
     -----
@@ -62,6 +74,7 @@ def activation_map(f: torch.Tensor, e: torch.Tensor,
         Nearest codebook vectors of the latent z = head(f).
     head : callable [B, C, h, w] -> [B, d, h, w], or None (z = f)
         The layer(s) from the features to the latent, e.g. the 1x1 conv.
+    kind : "gradcam" (pooled gradients, the paper) or "layercam" (per-position).
 
     Output
     ------
@@ -70,13 +83,18 @@ def activation_map(f: torch.Tensor, e: torch.Tensor,
     if f.dim() != 4 or e.dim() != 4 or f.shape[0] != e.shape[0] or f.shape[2:] != e.shape[2:]:
         raise ValueError(f"features {tuple(f.shape)} and codes {tuple(e.shape)} must be "
                          "[B, C, h, w] and [B, d, h, w] on the same grid")
+    if kind not in MAPS:
+        raise ValueError(f"activation map kind {kind!r} not in {MAPS}")
     with torch.inference_mode(False), torch.enable_grad():
         # clone(): an inference-mode tensor cannot become an autograd leaf.
         leaf = f.detach().clone().requires_grad_(True)
         z = leaf if head is None else head(leaf)
         (grad,) = torch.autograd.grad(quantization_loss(z, e.detach().clone()), leaf)
-    alpha = grad.mean(dim=(2, 3), keepdim=True)  # [B, C, 1, 1], Eq. 5
-    cam = torch.relu((alpha * f.detach()).sum(dim=1))  # [B, h, w], Eq. 6
+    if kind == "layercam":  # per-position weights (LayerCAM Eq. 3)
+        cam = (torch.relu(grad) * f.detach()).sum(dim=1)  # [B, h, w], >= 0 as F >= 0
+    else:
+        alpha = grad.mean(dim=(2, 3), keepdim=True)  # [B, C, 1, 1], Eq. 5
+        cam = torch.relu((alpha * f.detach()).sum(dim=1))  # [B, h, w], Eq. 6
     peak = cam.amax(dim=(1, 2), keepdim=True)
     return torch.where(peak > 0, cam / peak.clamp_min(torch.finfo(cam.dtype).tiny),
                        torch.zeros_like(cam))

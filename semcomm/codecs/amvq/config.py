@@ -28,6 +28,8 @@ __all__ = ["AMVQConfig", "DataSource", "ModelConfig", "TrainConfig", "config_fro
 NORMS = ("batch", "group")
 #: Where a downsample block's residual blocks run (see ``ModelConfig.res_width``).
 RES_WIDTHS = ("output", "input")
+#: Activation-map variants (see ``ModelConfig.activation`` and activation.py).
+MAPS = ("gradcam", "layercam")
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,10 @@ class ModelConfig(VQKeys):
         own width: at full resolution ``ch`` instead of ``ch * ch_mult[1]`` channels,
         several times fewer operations (the compact config's CPU speed). The paper
         does not say where the width changes.
+    activation : {"gradcam", "layercam"}
+        The activation map that picks the unquantized vectors: ``gradcam``, the paper's
+        Eqs. 5-6 (gradients pooled over positions), or ``layercam``, the gradients kept
+        per position (activation.py says why; docs/amvq.md has the measurements).
     vq_decay, vq_beta, vq_dead_threshold : float
         EMA decay, commitment weight and dead-code threshold of each quantizer.
     float_bits : int
@@ -86,6 +92,7 @@ class ModelConfig(VQKeys):
     code_dim: int = 256
     norm: str = "batch"
     res_width: str = "output"
+    activation: str = "gradcam"
     float_bits: int = 8
     range_quantile: float = 0.001
     range_momentum: float = 0.99
@@ -106,6 +113,8 @@ class ModelConfig(VQKeys):
             raise ValueError(f"norm {self.norm!r} not in {NORMS}")
         if self.res_width not in RES_WIDTHS:
             raise ValueError(f"res_width {self.res_width!r} not in {RES_WIDTHS}")
+        if self.activation not in MAPS:
+            raise ValueError(f"activation {self.activation!r} not in {MAPS}")
         if not 1 <= self.float_bits <= 16:
             raise ValueError(f"float_bits {self.float_bits} outside [1, 16]")
         if not 0.0 <= self.range_quantile < 0.5:
@@ -153,6 +162,10 @@ class TrainConfig(LoopConfig):
         paper's lambda, Eq. 10).
     l1_weight : weight of the L1 reconstruction term (the paper's LAD loss).
     codebook_weight : weight of the commitment loss (the codebooks move by EMA).
+    freeze_encoder : bool
+        True: only the decoder learns (encoder, codebooks and their batch-norm statistics
+        stay as initialised, ``--init``): a fine-tune that teaches the decoder to use the
+        unquantized vectors without moving what the transmitter sends.
     commit_floats : bool
         True (the paper's Eq. 4 as extracted): the commitment term pulls every latent
         vector towards its code. False: only the vectors quantized at the step's tau;
@@ -176,6 +189,7 @@ class TrainConfig(LoopConfig):
     l1_weight: float = 1.0
     codebook_weight: float = 1.0
     commit_floats: bool = True
+    freeze_encoder: bool = False
     tau_choices: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.7, 1.0)
     hflip_p: float = 0.5
     data: tuple[DataSource, ...] = (DataSource(),)

@@ -320,7 +320,7 @@ class AMVQ(nn.Module):
             idx = q.nearest(to_rows(z))
             e = from_rows(q.lookup(idx), z)
             out.append(ScaleAnalysis(z, idx.reshape(z.shape[0], z.shape[2], z.shape[3]),
-                                     activation_map(f, e, head)))
+                                     activation_map(f, e, head, self.config.activation)))
         return out
 
     # ------------------------------------------------------------------ receiver
@@ -359,7 +359,8 @@ class AMVQ(nn.Module):
         for s, z in enumerate(zs):
             rows = to_rows(z)
             vq = self.quantizer(s)(rows)
-            a = activation_map(feats[s], from_rows(vq.z_q, z).detach(), self.encoder.head(s))
+            a = activation_map(feats[s], from_rows(vq.z_q, z).detach(), self.encoder.head(s),
+                               self.config.activation)
             mask = unquantized_mask(a, tau)
             if not commit_floats:
                 keep = (~mask).reshape(-1, 1).to(z.dtype)

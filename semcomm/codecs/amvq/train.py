@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -122,13 +122,28 @@ class Trainer(GANTrainer[AMVQConfig, AMVQ, AMVQLoss]):
     stream, model_class, loss_class = _STREAM, AMVQ, AMVQLoss
 
     def generator_parameters(self) -> Any:
+        if self.cfg.train.freeze_encoder:
+            return list(self.model.decoder.parameters())
         return [*self.model.encoder.parameters(), *self.model.decoder.parameters()]
+
+    def set_modes(self) -> None:
+        """Train mode; with ``freeze_encoder`` the encoder and codebooks stay in eval mode
+        (batch-norm statistics and EMA codebooks fixed) and get no gradients."""
+        super().set_modes()
+        if self.cfg.train.freeze_encoder:
+            for part in (self.model.encoder, self.model.quantizers):
+                part.eval()
+                part.requires_grad_(False)
 
     def batch_maker(self) -> AMVQBatches:
         return AMVQBatches(self.cfg.train, self.dataset, self.seed)
 
     def model_config(self, data: Any, source: str) -> Any:
-        return config_from_dict({"model": data}, source=source).model
+        """A checkpoint's model config; its activation map is not compared (the map has
+        no weights, so ``--init`` may start a ``layercam`` fine-tune from a ``gradcam``
+        file)."""
+        cfg = config_from_dict({"model": data}, source=source).model
+        return replace(cfg, activation=self.cfg.model.activation)
 
     def forward(self, batch: tuple[torch.Tensor, ...], knobs: dict[str, float]) -> Any:
         return self.model(batch[0], knobs["tau"], commit_floats=self.cfg.train.commit_floats)
@@ -140,12 +155,24 @@ class Trainer(GANTrainer[AMVQConfig, AMVQ, AMVQLoss]):
     def discriminator_loss(self, batch: tuple[torch.Tensor, ...], out: Any) -> LossResult:
         return self.loss.discriminator(batch[0], out)
 
+    def init_from(self, path: str | Path, prefix: str | None = None) -> None:
+        """The shared ``--init``, remembering the source file and its steps for the
+        exported file's metadata (``init``, ``init_steps``: a fine-tune or re-export
+        says what it started from)."""
+        super().init_from(path, prefix)
+        ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
+        meta = ckpt.get("meta", {})
+        self.init_meta = {"init": Path(path).name,
+                          "init_steps": int(meta.get("init_steps", 0)) + int(
+                              meta.get("step", ckpt.get("step", 0)))}
+
     def export(self, path: Path, table_images: int) -> Path:
         t = self.cfg.train
         stats = collect_statistics(self.model, self.dataset, t.tau_choices,
                                    min(table_images, len(self.dataset)))
-        return export_model(self.model, path, stats, {"step": self.step, "seed": self.seed,
-                                                      "tau_choices": list(t.tau_choices)})
+        meta = {"step": self.step, "seed": self.seed, "tau_choices": list(t.tau_choices),
+                **getattr(self, "init_meta", {})}
+        return export_model(self.model, path, stats, meta)
 
 
 # --------------------------------------------------------------------------- model file

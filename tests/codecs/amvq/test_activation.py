@@ -81,3 +81,53 @@ def test_threshold_masks_are_nested_and_tau_zero_is_plain_vq() -> None:
     for bad in (-0.1, 1.5, True, "0.3"):
         with pytest.raises(ValueError, match="tau"):
             check_tau(bad)  # type: ignore[arg-type]
+
+
+def test_layercam_weights_each_position_by_its_own_gradient() -> None:
+    """A = sum_c ReLU(g_c) F_c per position, normalised (LayerCAM); through a 1x1 conv
+    g = W^T 2 (z - e). Unlike the pooled map, a position's value does not change when
+    another position's residual changes."""
+    g = torch.Generator().manual_seed(1)
+    f = torch.rand(2, 6, 4, 5, generator=g)
+    head = torch.nn.Conv2d(6, 3, 1)
+    with torch.no_grad():
+        z = head(f)
+    e = z + 0.3 * torch.randn(z.shape, generator=g)
+    a = activation_map(f, e, head, "layercam")
+    grad = torch.einsum("dc,bdhw->bchw", head.weight[:, :, 0, 0].detach(), 2 * (z - e))
+    cam = (torch.relu(grad) * f).sum(dim=1)
+    torch.testing.assert_close(a, cam / cam.amax(dim=(1, 2), keepdim=True))
+    assert float(a.min()) >= 0.0 and not a.requires_grad
+    e2 = e.clone()
+    e2[:, :, 0, 0] += 5.0  # move one position's code: other positions keep their raw map
+    assert not torch.equal(activation_map(f, e2, head, "layercam"), a)
+    raw = a * cam.amax(dim=(1, 2))[:, None, None]
+    raw2 = (torch.relu(torch.einsum("dc,bdhw->bchw", head.weight[:, :, 0, 0].detach(),
+                                    2 * (z - e2))) * f).sum(dim=1)
+    torch.testing.assert_close(raw.flatten(1)[:, 1:], raw2.flatten(1)[:, 1:])
+    with pytest.raises(ValueError, match="kind 'cam' not in"):
+        activation_map(f, e, head, "cam")
+
+
+def test_layercam_ranks_positions_by_quantization_error_better_than_grad_cam() -> None:
+    """On features whose residual varies by position, LayerCAM's map follows ||z - e||^2
+    (Spearman > 0.5) while the pooled map does not (its rank correlation is lower)."""
+    g = torch.Generator().manual_seed(2)
+    f = torch.rand(4, 8, 8, 8, generator=g)
+    head = torch.nn.Conv2d(8, 4, 1, bias=False)
+    with torch.no_grad():
+        head.weight.copy_(torch.eye(4, 8)[:, :, None, None])
+        z = head(f)
+    scale = torch.rand(4, 1, 8, 8, generator=g)  # per-position residual size
+    e = z - scale * torch.randn(z.shape, generator=g).abs()  # z - e > 0: gradients > 0
+    err = (z - e).pow(2).sum(dim=1)
+
+    def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+        ra, rb = a.flatten().argsort().argsort().float(), b.flatten().argsort().argsort().float()
+        return float(torch.corrcoef(torch.stack([ra, rb]))[0, 1])
+
+    layer = [spearman(activation_map(f[i:i + 1], e[i:i + 1], head, "layercam"), err[i])
+             for i in range(4)]
+    pooled = [spearman(activation_map(f[i:i + 1], e[i:i + 1], head), err[i]) for i in range(4)]
+    assert min(layer) > 0.5, layer
+    assert sum(layer) > sum(pooled) + 0.5, (layer, pooled)

@@ -63,6 +63,31 @@ def test_three_training_steps(samples: list[Sample], commit_floats: bool) -> Non
     assert any("codebook" in k for k in changed) and "float_range" in changed
 
 
+def test_freeze_encoder_trains_only_the_decoder_from_a_grad_cam_file(
+        tmp_path: Path, samples: list[Sample]) -> None:
+    """``freeze_encoder``: encoder weights, batch-norm statistics and codebooks stay as
+    initialised, the decoder learns; ``--init`` may switch the map to ``layercam``
+    (the map has no weights) but not a weight-shaping key."""
+    path = Trainer(tiny_config(steps=1), samples).fit(tmp_path / "run", progress=False,
+                                                       table_images=2)
+    d = tiny_dict(freeze_encoder=True)
+    d["model"]["activation"] = "layercam"
+    trainer = Trainer(config_from_dict(d), samples)
+    trainer.init_from(path)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    for _ in range(2):
+        res = trainer.train_step()
+        assert math.isfinite(res.logs["l1"])
+    after = trainer.model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert not any(k.startswith(("encoder.", "quantizers.")) for k in changed), changed
+    assert any(k.startswith("decoder.") and k.endswith("weight") for k in changed)
+    assert all(p.grad is None for p in trainer.model.encoder.parameters())
+    d["model"]["code_dim"] = 8
+    with pytest.raises(ValueError, match="model config differs"):
+        Trainer(config_from_dict(d), samples).init_from(path)
+
+
 def test_resume_continues_exactly(tmp_path: Path, samples: list[Sample]) -> None:
     cfg = tiny_config()
     straight = Trainer(cfg, samples, seed=3)

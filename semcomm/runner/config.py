@@ -381,10 +381,12 @@ class Experiment(_Strict):
     description: str = ""
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     segmenter: SegmenterConfig = Field(default_factory=SegmenterConfig)
-    #: The network whose map of x_hat is scored (mIoU); None: ``segmenter`` (which is also
-    #: the perceptual loss the learned codecs were trained with). ``{name: judge}`` scores
-    #: with the independent judge (another architecture and seed, in no codec's loss).
-    judge: SegmenterConfig | None = None
+    #: The network whose map of x_hat is scored (mIoU). Default: the independent judge
+    #: (``semcomm/assets/judge.pt``: another architecture and seed, in no codec's loss).
+    #: ``{name: bundled}`` scores with the bundled segmenter, the perceptual loss the
+    #: learned codecs were trained with (the teacher); None: whatever ``segmenter`` is.
+    judge: SegmenterConfig | None = Field(
+        default_factory=lambda: SegmenterConfig(name="judge"))
     tx_semantics: Literal["segmenter", "ground-truth"] = "segmenter"
     codecs: list[CodecConfig] = Field(min_length=1)
     links: list[dict[str, Any]] = Field(default_factory=list)
@@ -454,6 +456,19 @@ class Experiment(_Strict):
     @property
     def max_images(self) -> int:
         return min(self.dataset.count, self.stopping.max_images or self.dataset.count)
+
+    @property
+    def scorer(self) -> SegmenterConfig:
+        """The network that scores x_hat: ``judge``, or ``segmenter`` where it is None."""
+        return self.segmenter if self.judge is None else self.judge
+
+
+def judge_name(config: dict[str, Any]) -> str:
+    """Name of the network that scored mIoU, from a resolved config mapping (a run's
+    ``summary.json`` ``config``; runs from before the judge default saved ``judge: null``,
+    the segmenter)."""
+    judge = config.get("judge") or config.get("segmenter") or {}
+    return str(judge.get("name", "bundled"))
 
 
 # --------------------------------------------------------------------------- links

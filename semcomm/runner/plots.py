@@ -48,8 +48,13 @@ _TAB20_ORDER = [*range(0, 20, 2), *range(1, 20, 2)]
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<")
 _RATE_STYLES = ("-", "--", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 1)))
 
-_DEFAULT_LABELS = {"miou": "mIoU (segmenter on x_hat)", "psnr": "PSNR [dB]", "bler": "BLER",
+_DEFAULT_LABELS = {"miou": "mIoU (judge on x_hat)", "psnr": "PSNR [dB]", "bler": "BLER",
                    "bpp": "achieved bpp (error-free)"}
+
+
+def miou_label(judge: str) -> str:
+    """The mIoU axis label naming the network that scored it: 'mIoU (judge on x_hat)'."""
+    return f"mIoU ({judge} on x_hat)"
 
 _ZERO_NOTE = "0 block errors: Wilson upper bound"
 
@@ -336,7 +341,8 @@ def gallery_plot(run_dir: Path, rows: list[dict[str, Any]], snrs: list[float],
 def all_plots(run_dir: Path, rows: list[dict[str, Any]], snr_label: str,
               gallery_snrs: list[float], cfg: PlotsConfig | None = None,
               out_dir: Path | None = None, links: dict[str, Any] | None = None,
-              adaptation: dict[str, Any] | None = None, workers: int = 1) -> list[Path]:
+              adaptation: dict[str, Any] | None = None, workers: int = 1,
+              judge: str = "judge") -> list[Path]:
     """Every figure of a run into ``out_dir`` (default ``run_dir``); returns the files.
 
     ``links``: label -> ``channels.LinkConfig`` of the run's links (for the capacity bound;
@@ -345,10 +351,14 @@ def all_plots(run_dir: Path, rows: list[dict[str, Any]], snr_label: str,
     ``workers > 1`` draws the figures on forked workers
     (:func:`semcomm.runner.pool.fork_map`), one file (figure and format) per task, the
     galleries, the slowest, first.
+    ``judge``: the network that scored mIoU, named on its axis ("mIoU (judge on x_hat)")
+    unless ``cfg.labels`` sets the label.
     """
     from semcomm.runner.pool import fork_map, fork_ok
 
     cfg = cfg or PlotsConfig()
+    if "miou" not in cfg.labels:
+        cfg = cfg.model_copy(update={"labels": {**cfg.labels, "miou": miou_label(judge)}})
     out = out_dir or run_dir
     out.mkdir(parents=True, exist_ok=True)
     styles = codec_styles(r["codec"] for r in rows)
@@ -432,11 +442,11 @@ def replot(run_dir: Path, cfg: PlotsConfig | None = None,
     if cfg is None:
         cfg = PlotsConfig.model_validate(config.get("plots") or {})
     snrs = _snr_values(config)
-    from semcomm.runner.config import expand_links
+    from semcomm.runner.config import expand_links, judge_name
 
     links = dict(expand_links(config.get("links") or []))
     return all_plots(Path(run_dir), summary["rows"], snr_axis_label(config), gallery_snrs(snrs),
-                     cfg, out_dir, links, summary.get("adaptation"))
+                     cfg, out_dir, links, summary.get("adaptation"), judge=judge_name(config))
 
 
 def _snr_values(config: dict[str, Any]) -> list[float]:

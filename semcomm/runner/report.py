@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from semcomm.runner.config import judge_name
 from semcomm.runner.plots import CURVE_STEMS, gallery_stem, load_summary, ref_key
 
 #: Columns of the table of all rows: (summary key, header).
@@ -144,6 +145,7 @@ def provenance_table(summary: dict[str, Any]) -> str:
              ("wall time [s]", summary.get("wall_s")), ("workers", summary.get("workers")),
              ("measurements", summary.get("measurements")),
              ("mIoU reference", summary.get("miou_reference", "labels")),
+             ("mIoU judge", _judge(summary)),
              ("schema version", summary.get("schema_version"))]
     facts += [(k, prov.get(k)) for k in ("git_commit", "git_dirty", "seed", "device",
                                          "python", "platform", "torch_threads")]
@@ -167,9 +169,9 @@ def _figure(path: Path, caption: str, photo: bool = False) -> str:
 
 
 _CAPTIONS = {
-    "miou_vs_snr": "mIoU of the segmenter on the reconstruction vs SNR, one panel per link; "
+    "miou_vs_snr": "mIoU of the judge on the reconstruction vs SNR, one panel per link; "
                    "bands: 95% bootstrap intervals; dotted: error-free level; dashed: "
-                   "segmenter on the originals.",
+                   "the judge on the originals.",
     "psnr_vs_snr": "PSNR vs SNR (95% bootstrap bands; dotted: error-free level).",
     "bler_vs_snr": "Block error rate vs SNR with 95% Wilson intervals; open triangles: "
                    "points with zero block errors, drawn at their Wilson upper bound.",
@@ -203,13 +205,25 @@ def adaptation_table(summary: dict[str, Any]) -> str:
     return head + _table(header, body, text_cols=4)
 
 
+def _judge(summary: dict[str, Any]) -> str:
+    """The network that scored mIoU (``summary.json`` ``judge``; older runs: from the config)."""
+    return str(summary.get("judge") or judge_name(summary.get("config") or {}))
+
+
+def _judge_note(summary: dict[str, Any]) -> str:
+    return (f'<p class="judge">mIoU judged by <code>{html.escape(_judge(summary))}</code>'
+            " (the network whose map of each reconstruction is scored).</p>")
+
+
 def render(run_dir: Path, summary: dict[str, Any], title: str | None = None) -> str:
     """The HTML text of the report of ``run_dir``; ``title`` defaults to the run's
     ``plots.title``, else the experiment name."""
     rows, config = summary["rows"], summary["config"]
     name = str(summary.get("experiment", config.get("name", "run")))
     title = title or (config.get("plots") or {}).get("title") or name
-    curves = [_figure(run_dir / f"{stem}.png", _CAPTIONS[stem]) for stem in CURVE_STEMS
+    captions = {k: v.replace("the judge", f"the judge ({_judge(summary)})")
+                for k, v in _CAPTIONS.items()}
+    curves = [_figure(run_dir / f"{stem}.png", captions[stem]) for stem in CURVE_STEMS
               if (run_dir / f"{stem}.png").is_file()]
     links = list(dict.fromkeys(r["link"] for r in rows if r["kind"] == "link")) or [None]
     gallery = [_figure(run_dir / f"{gallery_stem(link)}.png",
@@ -219,7 +233,8 @@ def render(run_dir: Path, summary: dict[str, Any], title: str | None = None) -> 
     description = config.get("description") or ""
     sections = [
         ("curves", "Curves", "".join(curves) or '<p class="muted">no figures</p>'),
-        ("tables", "mIoU tables", _reference_note(summary) + miou_tables(rows)),
+        ("tables", "mIoU tables", _judge_note(summary) + _reference_note(summary)
+         + miou_tables(rows)),
         *([("adaptation", "Link adaptation", adaptation_table(summary))]
           if summary.get("adaptation") else []),
         ("gallery", "Gallery", "".join(gallery) or '<p class="muted">no gallery images</p>'),

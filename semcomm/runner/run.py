@@ -336,7 +336,7 @@ def write_results(exp: Experiment, run_dir: Path, wall_s: float, workers: int,
     snr_label = "Es/N0 [dB]" if exp.snr is None or exp.snr.kind == "esno" else "Eb/N0 [dB]"
     all_plots(run_dir, rows, snr_label, gallery_snrs(exp.snr.values() if exp.snr else []),
               exp.plots, links=dict(expand_links(exp.links)), adaptation=adapted,
-              workers=workers)
+              workers=workers, judge=exp.scorer.name)
     clock.lap("plots")
     summary = {
         "schema_version": SCHEMA_VERSION,
@@ -350,6 +350,8 @@ def write_results(exp: Experiment, run_dir: Path, wall_s: float, workers: int,
         # What mIoU was scored against: ground-truth labels, or the evaluating
         # segmenter's map of the original ("original-segmentation", a pseudo truth).
         "miou_reference": exp.dataset.resolved_reference,
+        # The network whose map of x_hat was scored (mIoU): judge | bundled | ...
+        "judge": exp.scorer.name,
         "provenance": provenance(exp, used),
         "config": exp.model_dump(mode="json"),
         "rows": rows,

@@ -122,8 +122,9 @@ class Context:
         self.segmenter = build_segmenter(
             exp.segmenter.name, **_with_device(SEGMENTERS.get(exp.segmenter.name),
                                                exp.segmenter.params, self.device))
-        judge = exp.judge or exp.segmenter  # scores x_hat; the segmenter gives s at the tx
-        self.judge = self.segmenter if exp.judge is None else build_segmenter(
+        judge = exp.scorer  # scores x_hat; the segmenter gives s at the tx
+        # The same config is the same network: share it (and the evaluator's cache).
+        self.judge = self.segmenter if judge == exp.segmenter else build_segmenter(
             judge.name, **_with_device(SEGMENTERS.get(judge.name), judge.params, self.device))
         self.evaluator = Evaluator(exp, self.judge, judge.name == "ground-truth",
                                    getattr(self.dataset, "projection", "pinhole"))

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semcomm.runner.config import load_experiment
+from semcomm.runner.config import judge_name, load_experiment
+from semcomm.runner.plots import miou_label
 from semcomm.runner.run import run_experiment
 from semcomm.runner.sweep import Context
 from semcomm.segmentation import JUDGE_PATH
@@ -51,12 +52,38 @@ def test_ground_truth_judge_scores_originals_perfectly_but_tx_uses_the_segmenter
         assert line["correct"] == line["labelled"] > 0
 
 
-def test_judge_is_recorded_in_the_provenance(tmp_path: Path) -> None:
-    run = run_experiment(load_experiment(_exp(tmp_path, "judge: {name: judge}")),
-                         tmp_path / "run", progress=False)
+def test_the_judge_is_the_default_and_is_named_in_summary_report_and_axis(
+        tmp_path: Path) -> None:
+    exp = load_experiment(_exp(tmp_path, ""))  # no judge: key
+    assert exp.judge is not None and exp.judge.name == "judge" and exp.scorer.name == "judge"
+    run = run_experiment(exp, tmp_path / "run", progress=False)
     summary = json.loads((run.run_dir / "summary.json").read_text())
-    text = json.dumps(summary)
-    assert str(JUDGE_PATH.name) in text and '"judge"' in text
+    assert summary["judge"] == "judge"
+    assert summary["provenance"]["checkpoints"]["judge"]["path"] == str(JUDGE_PATH.resolve())
+    report = (run.run_dir / "report.html").read_text()
+    assert "mIoU judged by <code>judge</code>" in report
+    assert 'mIoU judge</td><td class="t">judge<' in report
+    assert miou_label("judge") == "mIoU (judge on x_hat)"
+
+
+@pytest.mark.parametrize("judge", ["judge: {name: bundled}", "judge: null"])
+def test_bundled_judge_or_null_is_the_tx_segmenter_itself(tmp_path: Path, judge: str) -> None:
+    """The old behaviour: one network (shared, with its cache) segments x and scores x_hat."""
+    exp = load_experiment(_exp(tmp_path, judge))
+    assert exp.scorer == exp.segmenter
+    ctx = Context(exp, tmp_path / "ctx")
+    assert ctx.judge is ctx.segmenter and ctx.judge.name == "bundled"
+    assert judge_name(exp.model_dump(mode="json")) == "bundled"
+
+
+def test_the_judge_scores_differently_from_the_teacher(tmp_path: Path) -> None:
+    """Not vacuous: on the same points the default judge and the bundled one disagree."""
+    scores = {}
+    for judge in ("", "judge: {name: bundled}"):
+        run = run_experiment(load_experiment(_exp(tmp_path, judge)),
+                             tmp_path / f"run{len(scores)}", progress=False)
+        scores[judge] = sorted(ln["correct"] for ln in _originals(run.run_dir))
+    assert scores[""] != scores["judge: {name: bundled}"]
 
 
 def test_unknown_judge_is_refused(tmp_path: Path) -> None:

@@ -296,7 +296,9 @@ def test_provenance_hashes_argv_device(run_dir: Path) -> None:
     seg = prov["checkpoints"]["segmenter"]
     assert seg["sha256"] == hashlib.sha256((ASSETS / "segmenter.pt").read_bytes()).hexdigest()
     assert seg["bytes"] == (ASSETS / "segmenter.pt").stat().st_size
-    assert prov["device"] == "cpu" and prov["devices"] == {"segmenter": "cpu"}
+    judge = prov["checkpoints"]["judge"]  # the default judge: its own weights, recorded
+    assert judge["sha256"] == hashlib.sha256((ASSETS / "judge.pt").read_bytes()).hexdigest()
+    assert prov["device"] == "cpu" and prov["devices"] == {"segmenter": "cpu", "judge": "cpu"}
     assert prov["argv"] == sys.argv and isinstance(prov["git_dirty"], bool | None)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import sys
 from collections import defaultdict
@@ -70,6 +71,17 @@ def table(path: Path, metric: str, snrs: list[float]) -> None:
               + " | ".join(fmt.format(float(v)) if v else "" for v in vals) + " |")
 
 
+def judged_by(summary_csv: Path) -> str:
+    """' (judge: NAME)' from the run's summary.json beside ``summary_csv`` ('' if absent)."""
+    path = summary_csv.with_name("summary.json")
+    if not path.is_file():
+        return ""
+    summary = json.loads(path.read_text())
+    config = summary.get("config") or {}  # runs before issue 19: judge null = the segmenter
+    fallback = (config.get("judge") or config.get("segmenter") or {}).get("name", "bundled")
+    return f" (judge: {summary.get('judge') or fallback})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("summary", type=Path)
@@ -100,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"| {metric} | {link} | {rate} | {other} | {text} | {order} |")
     if args.table:
         for metric in args.metric:
-            print(f"\n{metric}:\n")
+            print(f"\n{metric}{judged_by(args.summary) if metric == 'miou' else ''}:\n")
             table(args.summary, metric, args.snrs)
     return 0
 

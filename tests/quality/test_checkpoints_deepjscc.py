@@ -1,0 +1,41 @@
+"""Quality of the shipped DeepJSCC checkpoint (``semcomm/assets/deepjscc.pt``), error-free
+(noiseless channel) at 0.125 channel uses per pixel.
+
+Doc row: docs/deepjscc.md, mIoU table of ``semcomm run experiments/analog_vs_digital.yaml``
+(32 StreetScenes test images), ``| deepjscc | cu/px=0.125 | 0.125 | 0.603 | 0.631 | ...``
+(error-free column, judge: 0.603), and its PSNR table, error-free 24.4 dB. The knob 0.125 is
+the same 4096 symbols per image as ``bandwidth_ratio: 0.125`` there. Band: see
+tests/quality/_quality.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from semcomm.codecs.deepjscc.codec import DEFAULT_CHECKPOINT
+
+from ._quality import miou_of, perturbed_checkpoint, psnr_of, run_error_free
+
+DOC_MIOU, DOC_PSNR, DOC_IMAGES = 0.603, 24.4, 32
+
+
+def _lines(tmp: Path, checkpoint: Path = DEFAULT_CHECKPOINT) -> list[dict]:
+    return run_error_free(
+        tmp, f"{{name: deepjscc, knob: [0.125], params: {{checkpoint: {checkpoint}}}}}")[1]
+
+
+def test_deepjscc_matches_its_documented_table(tmp_path: Path):
+    lines = _lines(tmp_path)
+    m, p = miou_of(lines), psnr_of(lines)
+    assert m.agrees(DOC_MIOU, DOC_IMAGES), m.message("DeepJSCC mIoU (judge)", DOC_MIOU,
+                                                     DOC_IMAGES)
+    assert p.agrees(DOC_PSNR, DOC_IMAGES), p.message("DeepJSCC PSNR", DOC_PSNR, DOC_IMAGES)
+
+
+def test_a_perturbed_deepjscc_fails_the_band(tmp_path: Path):
+    """20 % multiplicative weight noise (PSNR 24.5 -> 21.2 dB on these images)."""
+    lines = _lines(tmp_path, perturbed_checkpoint(DEFAULT_CHECKPOINT, tmp_path / "bad.pt", 0.2))
+    m, p = miou_of(lines), psnr_of(lines)
+    assert not (m.agrees(DOC_MIOU, DOC_IMAGES) and p.agrees(DOC_PSNR, DOC_IMAGES)), \
+        m.message("perturbed mIoU", DOC_MIOU, DOC_IMAGES) + "; " + \
+        p.message("PSNR", DOC_PSNR, DOC_IMAGES)

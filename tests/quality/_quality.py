@@ -97,7 +97,10 @@ def run_error_free(tmp: Path, codec_yaml: str, n: int = N_IMAGES
         "name: quality\n"
         f"dataset: {{split: test, count: {n}, size: [128, 256], seed: 0}}\n"
         f"codecs:\n  - {codec_yaml}\n"
+        # grey failure policy: no training-split mean image to render (a failed
+        # error-free decode would score as grey, far outside any band).
         "links: []\nsnr: null\ngallery_images: 0\nmetrics: {bootstrap: 50}\n"
+        "failure: {policy: grey}\n"
         "plots: {formats: [png]}\n")
     run = run_experiment(load_experiment(path), tmp / "run", progress=False)
     lines = [json.loads(t) for t in (run.run_dir / "points.jsonl").read_text().splitlines()]

@@ -8,7 +8,7 @@ Data flow (one stage per subpackage)::
                                                                                │
     x_hat, s_hat ◄── codecs.decode(received) ◄─────────────────────────────────┘
        │
-       └──► metrics (mIoU of the segmenter on x_hat, PSNR, MS-SSIM) ──► runner ──► results/
+       └──► metrics (mIoU of the judge on x_hat, PSNR, MS-SSIM) ──► runner ──► results/
 
 The boundary between ``semcomm`` and ``channels`` is a NumPy ``uint8`` array of bytes.
 """

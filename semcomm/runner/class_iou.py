@@ -162,8 +162,8 @@ def write_class_results(exp: Any, run_dir: Path) -> Path | None:
 
 
 def class_plot(run_dir: Path, out_dir: Path, cfg: Any, snr_label: str,
-               styles: dict[str, tuple[Any, str]]) -> list[Path]:
-    """``class_iou_vs_snr``: per link a row of panels (IoU of the segmenter on x_hat;
+               styles: dict[str, tuple[Any, str]], judge: str = "judge") -> list[Path]:
+    """``class_iou_vs_snr``: per link a row of panels (IoU of ``judge`` on x_hat;
     IoU of the decoded map when a codec sends one), per codec the named classes (solid)
     and the others (dashed) with bootstrap bands; dotted: the error-free levels."""
     import matplotlib.pyplot as plt
@@ -180,7 +180,7 @@ def class_plot(run_dir: Path, out_dir: Path, cfg: Any, snr_label: str,
     metrics = ["iou"] + (["map_iou"] if any(math.isfinite(r["map_iou"]) for r in rows) else [])
     fig, axes = plt.subplots(len(links), len(metrics), squeeze=False, sharey=True,
                              figsize=(cfg.figsize[0] * len(metrics), cfg.figsize[1] * len(links)))
-    titles = {"iou": "segmenter on x_hat", "map_iou": "decoded map s_hat"}
+    titles = {"iou": f"{judge} on x_hat", "map_iou": "decoded map s_hat"}
     for li, link in enumerate(links):
         for mi, metric in enumerate(metrics):
             ax = axes[li][mi]

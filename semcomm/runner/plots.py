@@ -373,7 +373,7 @@ def all_plots(run_dir: Path, rows: list[dict[str, Any]], snr_label: str,
     formats: list[str | None] = list(cfg.formats) if split else [None]  # None: all at once
     jobs = [(kind, what, fmt) for kind, what in figures for fmt in formats]
     jobs.sort(key=lambda job: job[0] != "gallery")  # stable: the slowest first
-    state = (run_dir, rows, snr_label, gallery_snrs, cfg, out, links, styles, adaptation)
+    state = (run_dir, rows, snr_label, gallery_snrs, cfg, out, links, styles, adaptation, judge)
     with plt.style.context(cfg.style):  # inherited by forked workers
         drawn = dict(zip(jobs, fork_map(_figure, jobs, state, workers), strict=True))
     return [path for kind, what in figures for fmt in formats
@@ -383,7 +383,7 @@ def all_plots(run_dir: Path, rows: list[dict[str, Any]], snr_label: str,
 def _figure(state: tuple[Any, ...], job: tuple[str, Any, str | None]) -> list[Path]:
     """One figure of :func:`all_plots` (``job``: its kind, metric or link, and format;
     None: every format of the config)."""
-    run_dir, rows, snr_label, snrs, cfg, out, links, styles, adapted = state
+    run_dir, rows, snr_label, snrs, cfg, out, links, styles, adapted, judge = state
     kind, what, fmt = job
     if fmt is not None:  # one file of the figure (formats are validated already)
         cfg = cfg.model_copy(update={"formats": [fmt]})
@@ -394,7 +394,7 @@ def _figure(state: tuple[Any, ...], job: tuple[str, Any, str | None]) -> list[Pa
     if kind == "class_iou":
         from semcomm.runner.class_iou import class_plot
 
-        return class_plot(run_dir, out, cfg, snr_label, styles)
+        return class_plot(run_dir, out, cfg, snr_label, styles, judge)
     if kind == "adaptation":
         from semcomm.runner.adaptation import plot as adaptation_plot
 

@@ -16,6 +16,7 @@ import difflib
 import itertools
 import math
 import re
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -419,6 +420,20 @@ class Experiment(_Strict):
     def _links_valid(cls, links: list[dict[str, Any]]) -> list[dict[str, Any]]:
         expand_links(links)  # raises ValueError naming the bad field
         return links
+
+    @model_validator(mode="after")
+    def _judge_fits_dataset(self) -> Experiment:
+        """The judge needs labels to be the ground truth; the shipped judge knows only
+        StreetScenes (warned when it judges another dataset by default)."""
+        if self.dataset.name == "imagefolder" and self.scorer.name == "ground-truth":
+            raise ValueError("judge 'ground-truth' needs labelled images; an imagefolder has "
+                             "none: use judge: {name: judge}, bundled or torchscript")
+        if "judge" not in self.model_fields_set and self.dataset.name != "streetscenes":
+            warnings.warn(f"judge: the default judge (semcomm/assets/judge.pt) was trained on "
+                          f"the built-in street scenes only; on dataset {self.dataset.name!r} "
+                          "give judge: {name: torchscript, params: {path: ...}} (or judge: "
+                          "null to score with the segmenter)", stacklevel=2)
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> Experiment:

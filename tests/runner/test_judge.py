@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +90,22 @@ def test_the_judge_scores_differently_from_the_teacher(tmp_path: Path) -> None:
 def test_unknown_judge_is_refused(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="judge"):
         load_experiment(_exp(tmp_path, "judge: {name: deeplab}"))
+
+
+def test_default_judge_on_another_dataset_warns_and_ground_truth_judge_needs_labels(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    base = ("name: mine\ndataset: {name: imagefolder, root: %s, size: [64, 128]}\n"
+            "codecs: [{name: jpeg, bpp: [1.0]}]\n" % folder)
+    path = tmp_path / "mine.yaml"
+    path.write_text(base)
+    with pytest.warns(UserWarning, match="trained on the built-in street scenes only"):
+        load_experiment(path)
+    path.write_text(base + "judge: {name: bundled}\n")  # explicit: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_experiment(path)
+    path.write_text(base + "judge: {name: ground-truth}\n")
+    with pytest.raises(Exception, match="judge 'ground-truth' needs labelled images"):
+        load_experiment(path)

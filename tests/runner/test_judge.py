@@ -96,8 +96,8 @@ def test_default_judge_on_another_dataset_warns_and_ground_truth_judge_needs_lab
         tmp_path: Path) -> None:
     folder = tmp_path / "photos"
     folder.mkdir()
-    base = ("name: mine\ndataset: {name: imagefolder, root: %s, size: [64, 128]}\n"
-            "codecs: [{name: jpeg, bpp: [1.0]}]\n" % folder)
+    base = (f"name: mine\ndataset: {{name: imagefolder, root: {folder}, size: [64, 128]}}\n"
+            "codecs: [{name: jpeg, bpp: [1.0]}]\n")
     path = tmp_path / "mine.yaml"
     path.write_text(base)
     with pytest.warns(UserWarning, match="trained on the built-in street scenes only"):

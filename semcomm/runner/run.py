@@ -39,7 +39,7 @@ from tqdm import tqdm
 from semcomm.runner import adaptation
 from semcomm.runner.config import Experiment, expand_links, resolve, to_yaml
 from semcomm.runner.plots import all_plots, gallery_snrs
-from semcomm.runner.store import PointStore, RunLock
+from semcomm.runner.store import PointStore, RunLock, complete_lines
 from semcomm.runner.summary import summarize_file, write_csv
 from semcomm.runner.sweep import (
     Context,
@@ -238,7 +238,10 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
         try:
             _sweep(ctx, store, workers, progress, clock)
         except KeyboardInterrupt:
-            raise Interrupted(run_dir, len(store)) from None
+            # What is on disk, not len(store): Ctrl-C may land between the store's
+            # index update and its write, and a resume keeps the complete lines.
+            store.close()
+            raise Interrupted(run_dir, complete_lines(store.path)) from None
         finally:
             store.close()
         rows = write_results(exp, run_dir, time.perf_counter() - start, workers, used, clock)

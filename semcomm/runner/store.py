@@ -68,6 +68,14 @@ def _complete_end(path: Path) -> int:
     return end
 
 
+def complete_lines(path: Path) -> int:
+    """Number of complete lines of ``path``: what a resume keeps (0 if it is missing)."""
+    if not Path(path).exists():
+        return 0
+    with open(path, "rb") as fh:
+        return fh.read(_complete_end(path)).count(b"\n")
+
+
 class RunLocked(RuntimeError):
     """Another process writes to this run folder (one writer per run folder)."""
 

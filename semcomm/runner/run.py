@@ -74,6 +74,8 @@ class RunResult:
     run_dir: Path
     rows: list[dict[str, Any]]
     wall_s: float
+    #: Points that raised on a Ray worker (listed in failures.jsonl; --resume reruns them).
+    failed: int = 0
 
 
 def new_run_dir(out_root: Path, name: str) -> Path:
@@ -207,6 +209,10 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
         k, n = json.loads((resume_dir / "shard.json").read_text())
         shard = (int(k), int(n))
     check_shard(exp, shard)
+    if exp.executor.kind == "ray":
+        from semcomm.runner.ray_executor import require_ray
+
+        require_ray()
     if resume_dir is None:
         check_writable(out_root)  # before loading any model
     # One writer per run folder: a concurrent --resume is refused before any compute.
@@ -229,10 +235,11 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
         if on_start is not None:
             on_start(run_dir)
         used = models_used(ctx)
+        actors = workers  # Ray: --workers N is N actors (default: executor.num_cpus)
         workers = workers or (exp.executor.workers if exp.executor.kind == "process" else 1)
         store = PointStore(run_dir / "points.jsonl")
         try:
-            _sweep(ctx, store, workers, progress)
+            workers, failed = _sweep(ctx, store, workers, progress, actors)
         except KeyboardInterrupt:
             raise Interrupted(run_dir, len(store)) from None
         finally:
@@ -241,7 +248,7 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
     finally:
         if lock is not None:
             lock.release()
-    return RunResult(run_dir, rows, time.perf_counter() - start)
+    return RunResult(run_dir, rows, time.perf_counter() - start, len(failed))
 
 
 def check_shard(exp: Experiment, shard: tuple[int, int] | None) -> None:
@@ -261,15 +268,31 @@ def check_shard(exp: Experiment, shard: tuple[int, int] | None) -> None:
                              "image of the whole run; shards need it null (fixed draws)")
 
 
-def _sweep(ctx: Context, store: PointStore, workers: int, progress: bool) -> None:
+def _sweep(ctx: Context, store: PointStore, workers: int, progress: bool,
+           actors: int | None = None) -> tuple[int, list[Any]]:
+    """Phase 1 here, phase 2 on the experiment's executor; returns the workers used and
+    the points that failed (Ray only: the other executors stop at a failing point)."""
     enc = Encoder(ctx)
-    with tqdm(total=len(ctx.images), desc="encode", unit="img", disable=not progress,
-              dynamic_ncols=True) as bar:
-        phase_one(ctx, enc, store, bar)
-    points = plan_points(ctx)
-    with tqdm(total=len(points), desc="sweep", unit="pt", disable=not progress,
-              dynamic_ncols=True) as bar:
-        phase_two(ctx, enc, store, bar, workers)
+    pool = None
+    if ctx.exp.executor.kind == "ray" and plan_points(ctx):
+        # Ray actors start now and build their contexts while phase 1 runs here.
+        from semcomm.runner.ray_executor import RayPool
+
+        pool = RayPool(ctx, actors)
+    try:
+        with tqdm(total=len(ctx.images), desc="encode", unit="img", disable=not progress,
+                  dynamic_ncols=True) as bar:
+            phase_one(ctx, enc, store, bar)
+        points = plan_points(ctx)
+        with tqdm(total=len(points), desc="sweep", unit="pt", disable=not progress,
+                  dynamic_ncols=True) as bar:
+            if pool is None:
+                phase_two(ctx, enc, store, bar, workers)
+                return workers, []
+            return pool.size, pool.run(store, bar)
+    finally:
+        if pool is not None:
+            pool.close()
 
 
 def write_results(exp: Experiment, run_dir: Path, wall_s: float, workers: int,

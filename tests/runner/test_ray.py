@@ -128,7 +128,7 @@ def _ray_experiment(cfg: Path) -> Any:
     return load_experiment(path)
 
 
-def test_ray_run_is_identical_to_serial(local_ray: Any, serial: tuple[Path, Path],
+def test_ray_run_is_identical_to_serial_and_process(local_ray: Any, serial: tuple[Path, Path],
                                         tmp_path: Path) -> None:
     cfg, reference = serial
     result = run_experiment(_ray_experiment(cfg), tmp_path, progress=False)
@@ -136,6 +136,9 @@ def test_ray_run_is_identical_to_serial(local_ray: Any, serial: tuple[Path, Path
     _same_run(result.run_dir, reference)
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["workers"] == 2  # one actor per CPU of the test's Ray
+    # and the process executor's lines are the same too (test_scale: its summary, gallery)
+    process = run_experiment(load_experiment(cfg), tmp_path / "p", workers=2, progress=False)
+    assert _lines(process.run_dir) == _lines(result.run_dir)
 
 
 def test_ray_resumes_a_partial_run(local_ray: Any, serial: tuple[Path, Path],

@@ -33,6 +33,7 @@ import json
 import math
 import os
 import socket
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -85,13 +86,23 @@ def _one_line(err: BaseException) -> str:
 
 
 def connect(cfg: Any, actors: int | None) -> bool:
-    """Connect to (or start) Ray per ``cfg`` (ExecutorConfig); True when this call
-    started it (and so must shut it down). A Ray already initialised in this process
-    (a test's, a notebook's) is used as it is."""
+    """Connect to (or start) Ray per ``cfg`` (ExecutorConfig), or SetupError (one line:
+    Ray not installed, not reachable); True when this call started a Ray connection (the
+    :class:`RayPool` then shuts it down). A Ray already initialised in this process (a
+    test's, a notebook's) is used as it is."""
+    require_ray()
     import ray
 
     if ray.is_initialized():
         return False
+    if cfg.address not in (None, "auto"):  # Ray retries an unreachable head for minutes
+        host, _, port = cfg.address.rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+        except OSError as err:
+            raise _setup_error(f"executor.address {cfg.address!r}: no Ray head answers "
+                               f"there ({_one_line(err)}); start one with ray start --head "
+                               f"--port={port}") from None
     # Workers on this host import the driver's checkout first (not another install).
     path = os.pathsep.join(p for p in (str(_ROOT), os.environ.get("PYTHONPATH")) if p)
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING",
@@ -139,16 +150,18 @@ class SweepWorker:
 
 
 class RayPool:
-    """The actors of one run. ``RayPool(ctx, actors)`` connects and starts the actors
-    (their contexts are built while the driver runs phase 1); :meth:`run` runs phase 2;
-    :meth:`close` ends the actors (and the Ray it started)."""
+    """The actors of one run (on a Ray that :func:`connect` reached). ``RayPool(ctx,
+    actors, started)`` starts the actors (their contexts are built while the driver runs
+    phase 1); :meth:`run` runs phase 2; :meth:`close` ends the actors (and the Ray
+    connection the run started)."""
 
-    def __init__(self, ctx: Context, actors: int | None) -> None:
+    def __init__(self, ctx: Context, actors: int | None, started: bool) -> None:
+        """``started``: this run started the Ray connection (:func:`connect`), and
+        :meth:`close` ends it."""
         import ray
 
-        require_ray()
         cfg = ctx.exp.executor
-        self.ctx, self.started = ctx, connect(cfg, actors)
+        self.ctx, self.started = ctx, started
         self.failed: list[Point] = []
         self.actors: list[Any] = []
         try:
@@ -171,8 +184,13 @@ class RayPool:
         SetupError when Ray cannot host them (an actor holds its CPU while it lives)."""
         import ray
 
-        free = ray.available_resources()
-        cpus = int(free.get("CPU", 0))
+        deadline = time.monotonic() + 10  # a fresh Ray reports its resources in a moment
+        while True:
+            free = ray.available_resources()
+            cpus = int(free.get("CPU", 0))
+            if cpus >= (asked or 1) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         where = "the local Ray" if cfg.address is None else f"Ray at {cfg.address!r}"
         if (asked or 1) > cpus:
             raise _setup_error(f"executor: {asked or 1} actors (num_cpus or --workers) asked,"

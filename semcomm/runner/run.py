@@ -209,10 +209,11 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
         k, n = json.loads((resume_dir / "shard.json").read_text())
         shard = (int(k), int(n))
     check_shard(exp, shard)
+    ray_started = None  # Ray: connected before any compute (one line if it cannot be)
     if exp.executor.kind == "ray":
-        from semcomm.runner.ray_executor import require_ray
+        from semcomm.runner.ray_executor import connect
 
-        require_ray()
+        ray_started = connect(exp.executor, workers)
     if resume_dir is None:
         check_writable(out_root)  # before loading any model
     # One writer per run folder: a concurrent --resume is refused before any compute.
@@ -239,7 +240,7 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
         workers = workers or (exp.executor.workers if exp.executor.kind == "process" else 1)
         store = PointStore(run_dir / "points.jsonl")
         try:
-            workers, failed = _sweep(ctx, store, workers, progress, actors)
+            workers, failed = _sweep(ctx, store, workers, progress, actors, ray_started)
         except KeyboardInterrupt:
             raise Interrupted(run_dir, len(store)) from None
         finally:
@@ -269,16 +270,17 @@ def check_shard(exp: Experiment, shard: tuple[int, int] | None) -> None:
 
 
 def _sweep(ctx: Context, store: PointStore, workers: int, progress: bool,
-           actors: int | None = None) -> tuple[int, list[Any]]:
+           actors: int | None = None, ray_started: bool | None = None
+           ) -> tuple[int, list[Any]]:
     """Phase 1 here, phase 2 on the experiment's executor; returns the workers used and
     the points that failed (Ray only: the other executors stop at a failing point)."""
     enc = Encoder(ctx)
     pool = None
-    if ctx.exp.executor.kind == "ray" and plan_points(ctx):
+    if ray_started is not None and plan_points(ctx):
         # Ray actors start now and build their contexts while phase 1 runs here.
         from semcomm.runner.ray_executor import RayPool
 
-        pool = RayPool(ctx, actors)
+        pool = RayPool(ctx, actors, ray_started)
     try:
         with tqdm(total=len(ctx.images), desc="encode", unit="img", disable=not progress,
                   dynamic_ncols=True) as bar:

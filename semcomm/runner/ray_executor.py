@@ -110,7 +110,9 @@ def connect(cfg: Any, actors: int | None) -> bool:
     try:
         if cfg.address is None:
             gpus = math.ceil(cfg.num_gpus) if cfg.num_gpus else None  # None: detect
-            ray.init(num_cpus=actors or cfg.num_cpus or os.cpu_count() or 1,
+            # "local": a new instance for this run, even when RAY_ADDRESS or a `ray
+            # start` cluster of this host would be found by ray.init() without address.
+            ray.init(address="local", num_cpus=actors or cfg.num_cpus or os.cpu_count() or 1,
                      num_gpus=gpus, **kwargs)
         else:
             ray.init(address=cfg.address, **kwargs)

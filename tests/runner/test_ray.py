@@ -102,6 +102,18 @@ def test_ray_not_installed_is_one_line_exit_2(tmp_path: Path, monkeypatch: pytes
     assert len(err) == 1 and "executor.num_cpus" in err[0], err
 
 
+def test_unreachable_head_is_one_line_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    ray = pytest.importorskip("ray", reason="Ray executor tests: pip install 'semcomm[ray]'")
+    from semcomm.runner import ray_executor
+    from semcomm.runner.config import ExecutorConfig
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as in a fresh `semcomm run`
+    cfg = ExecutorConfig(kind="ray", address="127.0.0.1:1")
+    with pytest.raises(SetupError, match=r"^executor\.address '127\.0\.0\.1:1': no Ray head "
+                                         r"answers there \(ConnectionRefusedError"):
+        ray_executor.connect(cfg, None)
+
+
 # ----------------------------------------------------------------------------- Ray
 
 

@@ -186,17 +186,19 @@ class RayPool:
         SetupError when Ray cannot host them (an actor holds its CPU while it lives)."""
         import ray
 
+        points = len(plan_points(self.ctx)) or 1
+        need = min(asked, points) if asked else 1
         deadline = time.monotonic() + 10  # a fresh Ray reports its resources in a moment
         while True:
             free = ray.available_resources()
             cpus = int(free.get("CPU", 0))
-            if cpus >= (asked or 1) or time.monotonic() > deadline:
+            if cpus >= need or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
         where = "the local Ray" if cfg.address is None else f"Ray at {cfg.address!r}"
-        if (asked or 1) > cpus:
-            raise _setup_error(f"executor: {asked or 1} actors (num_cpus or --workers) asked,"
-                               f" but {where} has {cpus} CPUs free; give at most {cpus}")
+        if need > cpus:
+            raise _setup_error(f"executor: {need} actors (num_cpus or --workers) asked, but "
+                               f"{where} has {cpus} CPUs free; give at most {cpus}")
         if self.ctx.device.startswith("cuda") and not cfg.num_gpus:
             raise _setup_error(f"device {self.ctx.device!r} with executor kind ray needs "
                                "executor.num_gpus > 0 (Ray hides the GPUs from actors that "
@@ -204,7 +206,7 @@ class RayPool:
         if cfg.num_gpus and cfg.num_gpus > free.get("GPU", 0):
             raise _setup_error(f"executor.num_gpus {cfg.num_gpus:g}: {where} has "
                                f"{free.get('GPU', 0):g} GPUs free")
-        return max(1, min(asked or cpus, len(plan_points(self.ctx)) or 1))
+        return max(1, min(asked or cpus, points))
 
     def _start(self, slot: int) -> Any:
         """A fresh actor in ``slot``; returns the ref of its context build."""

@@ -4,23 +4,30 @@ serial on a 2-core CPU), and the draws that ``stopping:`` saves against fixed dr
 Executors: runs ``semcomm run CONFIG`` as a user would (a fresh process each, so
 imports, worker start-up, ``ray.init`` and JIT compilation count) for every arm of
 ``--executors`` (``serial``; ``process`` and ``ray`` once per ``--workers`` value: N
-worker processes, or N Ray actors on a local Ray of N CPUs), ``--repeat`` rounds with
-the arms interleaved (so load from other jobs hits every arm alike), checks that every
-run's summary.csv is identical to the first serial one, and prints the median wall
-times, the speed-ups against serial and the load average.
+worker processes, or N Ray actors on a local Ray of N CPUs), ``--repeats`` rounds with
+the arms interleaved (medians reported), checks that every run's summary.csv is
+identical to the first serial one, and prints the wall times, the speed-ups against
+serial and the load averages before and after.
+
+On a shared machine the wall-clock ratio depends on the other load, so it also prints
+the load-independent side: the CPU seconds of each run (the run's process, its link
+threads and its worker processes; Ray's actors are not children of the run and are not
+counted) and their ratio to the serial run's, and each run's time budget by stage from
+``summary.json`` (``timings``: setup, encode, sweep, summary, plots; wall, the parent's
+CPU and the workers' CPU).
 
 ``--stopping``: also runs the experiment with ``stopping: {ci_half_width: {miou:
 --ci-miou}, max_realizations: M, min_images: --min-images}`` and compares it point by
 point with the serial run, which draws every image x realisation of a point (M: that
-number, or ``--max-realizations``, which then also caps the fixed run): total draws of
-the link points, draws saved in %, the stop reasons, and the largest |delta mean mIoU|
-between the two runs over the points (the stopping run's draws are the first ones, in
-image order, of the fixed run's, with the same seeds). ``--images`` and ``--snrs``
-shrink the experiment (a copy of the YAML in a temporary folder).
+number, or ``--max-realizations``, which then also caps a separate fixed run): total
+draws of the link points, draws saved in %, the stop reasons, and the largest |delta
+mean mIoU| between the two runs over the points (the stopping run's draws are the first
+ones, in image order, of the fixed run's, with the same seeds). ``--images`` and
+``--snrs`` shrink the experiment (a copy of the YAML in a temporary folder).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/executor_scaling.py \\
         [--config experiments/quickstart.yaml] [--executors serial,process,ray] \\
-        [--workers 2] [--repeat 1] [--images 8] [--snrs 4] \\
+        [--workers 2] [--repeats 1] [--images 8] [--snrs 4] \\
         [--stopping [--ci-miou 0.03] [--max-realizations M] [--min-images 4]]
 """
 
@@ -28,7 +35,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -68,16 +77,29 @@ def _write(data: dict[str, Any], tmp: Path, name: str, **changes: Any) -> Path:
     return out
 
 
-def _run(config: Path, out: Path, workers: int | None) -> tuple[float, Path]:
+def _cpu_children() -> float:
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
+
+
+def _run(config: Path, out: Path, workers: int | None) -> tuple[float, float, Path]:
+    """(wall s, CPU s of the run and its workers, run folder) of one ``semcomm run``."""
     cmd = [sys.executable, "-m", "semcomm.cli", "run", str(config), "--out", str(out),
            "--quiet", *(["--workers", str(workers)] if workers is not None else [])]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    start = time.perf_counter()
+    cpu0, start = _cpu_children(), time.perf_counter()
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, _cpu_children() - cpu0
     if res.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{res.stderr[-4000:]}")
-    return wall, Path(res.stdout.strip().splitlines()[-1].split()[1])
+    return wall, cpu, Path(res.stdout.strip().splitlines()[-1].split()[1])
+
+
+def _budget(run_dir: Path) -> str:
+    """The run's stages from summary.json: wall / parent CPU / workers' CPU seconds."""
+    timings = json.loads((run_dir / "summary.json").read_text()).get("timings", {})
+    return "  ".join(f"{k} {v['wall_s']:.1f}/{v['cpu_s']:.1f}/{v['workers_cpu_s']:.1f}"
+                     for k, v in timings.items())
 
 
 def _arms(executors: list[str], workers: list[int], data: dict[str, Any], tmp: Path
@@ -98,31 +120,35 @@ def scaling(args: argparse.Namespace, data: dict[str, Any], tmp: Path) -> tuple[
     serial run folder)."""
     arms = _arms(args.executors, args.workers, data, tmp)
     walls: dict[str, list[float]] = {label: [] for label, _, _ in arms}
+    cpus: dict[str, list[float]] = {label: [] for label, _, _ in arms}
     reference: Path | None = None
     ok = True
     load_before = os.getloadavg()
-    for r in range(args.repeat):
+    for r in range(args.repeats):
         for label, config, workers in arms:
-            wall, run_dir = _run(config, tmp / f"{label}-{r}", workers)
+            wall, cpu, run_dir = _run(config, tmp / f"{label}-{r}", workers)
             walls[label].append(wall)
+            cpus[label].append(cpu)
             reference = reference or run_dir
             same = (run_dir / "summary.csv").read_text() == \
                 (reference / "summary.csv").read_text()
             ok &= same
-            print(f"round {r}: {label}: {wall:.1f} s, summary.csv "
-                  f"{'identical' if same else 'DIFFERS'}", flush=True)
+            print(f"round {r}: {label}: wall {wall:.1f} s, CPU {cpu:.1f} s, summary.csv "
+                  f"{'identical' if same else 'DIFFERS'}; stages wall/cpu/workers-cpu s: "
+                  f"{_budget(run_dir)}", flush=True)
     assert reference is not None
-    serial_s = statistics.median(walls["serial"])
+    serial_s, serial_cpu = statistics.median(walls["serial"]), statistics.median(cpus["serial"])
     load = ", ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(load_before, os.getloadavg(),
                                                           strict=True))
     print(f"{args.config.name}: {os.cpu_count()} CPU(s), load average (1/5/15 min, before/"
-          f"after) {load}; median of {args.repeat} round(s)")
+          f"after) {load}; median of {args.repeats} round(s)")
     for label, _, workers in arms:
-        wall = statistics.median(walls[label])
+        wall, cpu = statistics.median(walls[label]), statistics.median(cpus[label])
         speedup = serial_s / wall
         on_target = workers is None or workers < 2 or speedup >= TARGET
         ok &= on_target
-        print(f"  {label:12s} {wall:7.1f} s  x{speedup:.2f} vs serial"
+        print(f"  {label:12s} {wall:7.1f} s  x{speedup:.2f} vs serial, CPU {cpu:.1f} s = "
+              f"x{cpu / serial_cpu:.2f} the serial run's"
               + ("" if workers is None else f"  (target x{TARGET} for n >= 2: "
                  f"{'met' if on_target else 'not met'})"))
     return ok, reference
@@ -145,12 +171,12 @@ def draws_saved(args: argparse.Namespace, data: dict[str, Any], tmp: Path,
     if fixed_dir is None or args.max_realizations is not None:
         fixed_cfg = _write(data, tmp, "fixed", executor=serial,
                            stopping={**data["stopping"], "max_realizations": cap})
-        fixed_s, fixed_dir = _run(fixed_cfg, tmp / "fixed", None)
+        fixed_s, _, fixed_dir = _run(fixed_cfg, tmp / "fixed", None)
         print(f"fixed draws ({cap} per point): {fixed_s:.1f} s")
     rule = {**data["stopping"], "ci_half_width": {"miou": args.ci_miou},
             "max_realizations": cap, "min_images": args.min_images}
     stop_cfg = _write(data, tmp, "stopping", executor=serial, stopping=rule)
-    stop_s, stop_dir = _run(stop_cfg, tmp / "stopping", None)
+    stop_s, _, stop_dir = _run(stop_cfg, tmp / "stopping", None)
     fixed, stop = _link_rows(fixed_dir), _link_rows(stop_dir)
     assert fixed.keys() == stop.keys(), "the two runs have different points"
     n_fixed = sum(int(r["n"]) for r in fixed.values())
@@ -182,7 +208,7 @@ def main() -> int:
     parser.add_argument("--executors", default="serial,process",
                         help="comma-separated, of serial, process, ray (serial always runs)")
     parser.add_argument("--workers", type=int, nargs="+", default=[2])
-    parser.add_argument("--repeat", type=int, default=1, help="interleaved rounds")
+    parser.add_argument("--repeats", type=int, default=1, help="interleaved rounds of all arms")
     parser.add_argument("--images", type=int, default=None, help="dataset.count override")
     parser.add_argument("--snrs", type=int, default=None, help="keep this many SNR points")
     parser.add_argument("--stopping", action="store_true",
@@ -198,8 +224,8 @@ def main() -> int:
     args = parser.parse_args()
     args.executors = [e.strip() for e in args.executors.split(",") if e.strip()]
     unknown = sorted(set(args.executors) - set(EXECUTORS))
-    if unknown or args.repeat < 1 or min(args.workers) < 1:
-        parser.error(f"--executors {unknown} not in {list(EXECUTORS)}, or --repeat/--workers"
+    if unknown or args.repeats < 1 or min(args.workers) < 1:
+        parser.error(f"--executors {unknown} not in {list(EXECUTORS)}, or --repeats/--workers"
                      " < 1")
     tmp = Path(tempfile.mkdtemp(prefix="semcomm-scaling-"))
     data = _config(args.config, args.images, args.snrs)

@@ -253,6 +253,20 @@ class Link:
                 f.result()
         return [self._result(p, r) for p, r in zip(data, rx, strict=True)]
 
+    def set_num_threads(self, num_threads: int) -> None:
+        """Decode on ``num_threads`` threads from now on, this link and its priority link
+        (``decoder="fast"`` only; results do not depend on it). A process worker takes 1:
+        N workers on N cores. A started pool of another size is shut down."""
+        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+            raise ValueError(f"num_threads {num_threads!r} must be a positive int")
+        if self.config.decoder == "fast" and num_threads != self.num_threads:
+            with self._pool_lock:
+                if self._pool is not None:
+                    self._pool.shutdown(wait=False)
+                self._pool, self.num_threads = None, num_threads
+        if self.priority_link is not None:
+            self.priority_link.set_num_threads(num_threads)
+
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None:

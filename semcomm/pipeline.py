@@ -129,6 +129,23 @@ def conceals_losses(codec: Codec | AnalogCodec) -> bool:
     return bool(getattr(codec, "conceals_losses", False))
 
 
+def decode_batch(codec: Codec | AnalogCodec, payloads: Sequence[ReceivedPayload]
+                 ) -> list[Reconstruction]:
+    """``codec.decode`` of each payload: in one call to the codec's ``decode_batch``
+    where it has one (learned codecs: the network on a batch of latents; their results
+    agree with per-image decoding to float rounding), else one by one."""
+    if not payloads:
+        return []
+    batch = getattr(codec, "decode_batch", None)
+    if batch is None or len(payloads) == 1:
+        return [codec.decode(p) for p in payloads]
+    recs: list[Reconstruction] = batch(payloads)
+    if len(recs) != len(payloads):
+        raise ValueError(f"{codec.name}.decode_batch returned {len(recs)} reconstructions "
+                         f"for {len(payloads)} payloads")
+    return recs
+
+
 class DecodeCache:
     """Reconstructions keyed by what the decoder was given, for one experiment run.
 
@@ -151,8 +168,7 @@ class DecodeCache:
                ) -> Reconstruction:
         """``codec.decode(payload)``, from the cache when ``key`` (the codec's name in the
         run) already decoded these exact bytes, shape and lost ranges."""
-        ident = (key, hashlib.blake2b(payload.data, digest_size=16).digest(),
-                 tuple(payload.shape), tuple(tuple(r) for r in payload.lost))
+        ident = self._ident(key, payload)
         hit = self._entries.get(ident)
         if hit is not None:
             self._entries.move_to_end(ident)
@@ -160,6 +176,39 @@ class DecodeCache:
             return hit[0]
         self.misses += 1
         rec = codec.decode(payload)
+        self.add(ident, rec)
+        return rec
+
+    def decode_batch(self, key: str, codec: Codec | AnalogCodec,
+                     payloads: Sequence[ReceivedPayload]) -> list[Reconstruction]:
+        """:meth:`decode` of each payload; the ones not cached (each distinct one once)
+        go to :func:`decode_batch` together."""
+        idents = [self._ident(key, p) for p in payloads]
+        todo: dict[tuple, ReceivedPayload] = {}
+        for ident, p in zip(idents, payloads, strict=True):
+            if ident in self._entries:
+                self._entries.move_to_end(ident)
+                self.hits += 1
+            elif ident in todo:  # a repeat within the batch: decoded once, as in decode
+                self.hits += 1
+            else:
+                todo[ident] = p
+        self.misses += len(todo)
+        fresh = dict(zip(todo, decode_batch(codec, list(todo.values())), strict=True))
+        for ident, rec in fresh.items():
+            self.add(ident, rec)
+        return [fresh[i] if i in fresh else self._entries[i][0] for i in idents]
+
+    @staticmethod
+    def _ident(key: str, payload: ReceivedPayload) -> tuple:
+        return (key, hashlib.blake2b(payload.data, digest_size=16).digest(),
+                tuple(payload.shape), tuple(tuple(r) for r in payload.lost))
+
+    def add(self, ident: tuple, rec: Reconstruction) -> None:
+        """Cache ``rec`` under ``ident`` (a key of :meth:`items`; how a worker's new
+        entries join the parent's cache). Its arrays become read-only."""
+        if ident in self._entries:
+            return
         arrays = [a for a in (rec.image, rec.labels) if isinstance(a, np.ndarray)]
         for arr in arrays:
             arr.setflags(write=False)
@@ -170,7 +219,15 @@ class DecodeCache:
             while self._bytes > self.max_bytes:
                 _, (_, old) = self._entries.popitem(last=False)
                 self._bytes -= old
-        return rec
+
+    def keys(self) -> set[tuple]:
+        """The keys of the cached entries."""
+        return set(self._entries)
+
+    def items(self, skip: set[tuple] | None = None) -> list[tuple[tuple, Reconstruction]]:
+        """(key, reconstruction) of every entry whose key is not in ``skip``, oldest first."""
+        skip = skip or set()
+        return [(k, rec) for k, (rec, _) in self._entries.items() if k not in skip]
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -217,6 +274,31 @@ class Receiver:
         received = ReceivedPayload(data=data, shape=shape, lost=tuple(lost))
         rec: Reconstruction = (self.codec.decode(received) if self.cache is None
                                else self.cache.decode(self.cache_key, self.codec, received))
+        return self._received(rec, received.lost)
+
+    def receive_batch(self, items: Sequence[tuple[bytes, tuple[int, int],
+                                                  tuple[tuple[int, int], ...]]]
+                      ) -> list[Received]:
+        """:meth:`receive` of each (bytes, shape, lost ranges), the decodes together
+        (:func:`decode_batch`: one network call per batch on a GPU)."""
+        out: list[Received | None] = [None] * len(items)
+        todo: list[tuple[int, ReceivedPayload]] = []
+        for j, (data, shape, lost) in enumerate(items):
+            if shape != self.fallback.shape[:2]:
+                raise ValueError(f"payload shape {shape} != fallback image shape "
+                                 f"{self.fallback.shape[:2]}")
+            if lost and self.policy != "conceal" and not conceals_losses(self.codec):
+                out[j] = self._failed(f"CRC-detected loss of {len(lost)} byte range(s)")
+            else:
+                todo.append((j, ReceivedPayload(data=data, shape=shape, lost=tuple(lost))))
+        payloads = [p for _, p in todo]
+        recs = (decode_batch(self.codec, payloads) if self.cache is None
+                else self.cache.decode_batch(self.cache_key, self.codec, payloads))
+        for (j, p), rec in zip(todo, recs, strict=True):
+            out[j] = self._received(rec, p.lost)
+        return out  # type: ignore[return-value]
+
+    def _received(self, rec: Reconstruction, lost: tuple[tuple[int, int], ...]) -> Received:
         if not rec.ok:
             return self._failed(rec.error or "decode failed")
         status = "concealed" if (lost or rec.concealed) else "ok"

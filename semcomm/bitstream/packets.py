@@ -173,8 +173,9 @@ def _frame_packet(spec: PayloadSpec, index: int, start: int, count: int, body: b
 
 
 def _fit_packet(sources: Sequence[_Source], spec: PayloadSpec, cum: np.ndarray,
-                start: int) -> tuple[int, bytes]:
-    """Largest count n of positions from ``start`` whose body fits one packet.
+                start: int, stop: int | None = None) -> tuple[int, bytes]:
+    """Largest count n of positions from ``start`` (up to ``stop``, default the end)
+    whose body fits one packet.
 
     Guesses n from the estimated per-position costs ``cum`` (cumulative bits), then
     corrects with the real coded size, aiming at the capacity with the coder's 32-bit
@@ -182,7 +183,7 @@ def _fit_packet(sources: Sequence[_Source], spec: PayloadSpec, cum: np.ndarray,
     """
     assert spec.packet_bytes is not None
     cap = spec.packet_bytes - spec.header_bytes
-    total = spec.total_positions
+    total = spec.total_positions if stop is None else stop
     lo, lo_body, hi = 0, b"", total - start + 1  # lo fits, hi does not (or is past the end)
 
     def guess(target_bits: float) -> int:
@@ -253,24 +254,42 @@ def encode_payload(blocks: Sequence[Block], packet_bytes: int | None = None) -> 
     return b"".join(packet for _, _, packet in encode_packets(blocks, packet_bytes))
 
 
-def encode_packets(blocks: Sequence[Block], packet_bytes: int) -> list[tuple[int, int, bytes]]:
+def encode_packets(blocks: Sequence[Block], packet_bytes: int,
+                   breaks: Sequence[int] = ()) -> list[tuple[int, int, bytes]]:
     """``encode_payload``'s packet mode, packet by packet.
+
+    Input
+    -----
+    blocks, packet_bytes : as :func:`encode_payload`
+    breaks : global positions in (0, T) where a packet must end (a new one starts
+        there), e.g. where a region a codec protects begins or ends, so that no packet
+        mixes protected and unprotected positions. Empty (default): packets are cut
+        only where they are full.
 
     Output
     ------
     packets : list of (start, count, data)
         Each packet's first global position (blocks in transmission order, raster order
         inside each), the positions it carries, and its ``packet_bytes`` bytes. Joined,
-        the data is exactly ``encode_payload(blocks, packet_bytes)``; a codec uses the
-        positions to tell which packets carry a block (e.g. to mark them priority).
+        the data is exactly ``encode_payload(blocks, packet_bytes)`` when ``breaks`` is
+        empty; a codec uses the positions to tell which packets carry a block (e.g. to
+        mark them priority).
     """
     spec = PayloadSpec.of(blocks, packet_bytes)
     sources = [_prepare(b) for b in blocks]
     cum = _cumulative_costs(sources, blocks)
+    total = spec.total_positions
+    cuts = sorted({int(b) for b in breaks})
+    if cuts and not 0 < cuts[0] <= cuts[-1] < total:
+        raise ValueError(f"packet breaks {cuts[:4]}... must lie in (0, {total}) (the "
+                         "payload's positions)")
+    ends = [*cuts, total]
     packets: list[tuple[int, int, bytes]] = []
-    start = 0
-    while start < spec.total_positions:
-        count, body = _fit_packet(sources, spec, cum, start)
+    start, seg = 0, 0
+    while start < total:
+        while ends[seg] <= start:
+            seg += 1
+        count, body = _fit_packet(sources, spec, cum, start, ends[seg])
         packets.append((start, count, _frame_packet(spec, len(packets), start, count, body)))
         start += count
     return packets

@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from semcomm.codecs.base import RatePoint
+from semcomm.runner.adaptation import AdaptationConfig
 
 
 class ConfigError(ValueError):
@@ -150,6 +151,12 @@ class CodecConfig(_Strict):
         valid = [n for n, p in sig.parameters.items()
                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         for key in self.params:
+            if key == "priority_classes":  # semantic UEP by class: names checked now
+                from semcomm.codecs.class_priority import class_ids, unsupported_message
+
+                if key not in valid:
+                    raise ValueError(unsupported_message(self.name))
+                class_ids(self.params[key], f"params.priority_classes of {self.name!r}")
             if key not in valid:
                 raise ValueError(f"codec {self.name!r} has no parameter {key!r}; "
                                  f"{did_you_mean(key, valid)}"
@@ -344,6 +351,9 @@ class PlotsConfig(_Strict):
     capacity_bound: bool = True
     capacity: Literal["bicm", "gaussian"] = "bicm"
     outage: float = Field(default=0.01, gt=0.0, lt=1.0)
+    #: Per-class IoU vs SNR (named vs other classes) when a codec protects classes
+    #: (``priority_classes``, semcomm.runner.class_iou).
+    class_iou: bool = True
 
     @field_validator("labels")
     @classmethod
@@ -423,6 +433,9 @@ class Experiment(_Strict):
     seed: NonNegativeInt = 0
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     plots: PlotsConfig = Field(default_factory=PlotsConfig)
+    #: Link adaptation: per SNR and link, the best (MCS row, rate) within a channel-use
+    #: budget (semcomm.runner.adaptation); None: off.
+    adaptation: AdaptationConfig | None = None
     #: Torch device of the segmenter and the learned codecs: cpu | cuda | cuda:N | auto
     #: ("cuda" is saved as "cuda:0"; auto and the host's GPUs are resolved at run start,
     #: by :func:`resolve_device`, so a run folder still loads on a host without CUDA).
@@ -468,6 +481,10 @@ class Experiment(_Strict):
                 _check_packet_bytes(i, c, own)
             else:
                 _check_packet_bytes(i, c, links)
+        if self.adaptation is not None:
+            from semcomm.runner.adaptation import check_experiment
+
+            check_experiment(self)
         return self
 
     @property
@@ -715,7 +732,8 @@ def to_yaml(exp: Experiment) -> str:
 
 
 def smoke(exp: Experiment) -> Experiment:
-    """A tiny-budget copy for smoke tests: 2 images, first rate, lowest and highest SNR."""
+    """A tiny-budget copy for smoke tests: 2 images, first rate, lowest and highest SNR
+    (and the first and last MCS row of ``adaptation``)."""
     data = exp.model_dump(mode="json")
     data["dataset"]["count"] = 2
     data["stopping"]["max_images"] = 2
@@ -728,6 +746,9 @@ def smoke(exp: Experiment) -> Experiment:
     if exp.snr is not None:
         values = exp.snr.values()
         data["snr"] = {f"{exp.snr.kind}_db": sorted({values[0], values[-1]})}
+    if exp.adaptation is not None:  # the lowest and highest MCS row
+        rows = exp.adaptation.mcs.indices
+        data["adaptation"]["mcs"]["indices"] = sorted({rows[0], rows[-1]})
     data["name"] = f"{exp.name}-smoke"
     return Experiment.model_validate(data)
 

@@ -70,26 +70,34 @@ class Evaluator:
         return (index, digest) if self.per_image else digest
 
     def segment(self, images: Sequence[np.ndarray], indices: Sequence[int],
-                labels: Sequence[np.ndarray | None]) -> list[np.ndarray]:
-        """s_hat [H, W] uint8 for each image (batched over cache misses)."""
+                labels: Sequence[np.ndarray | None], workers: int = 1) -> list[np.ndarray]:
+        """s_hat [H, W] uint8 for each image (batched over cache misses). ``workers > 1``
+        segments the batches on forked workers (:func:`semcomm.runner.pool.fork_map`;
+        the same batches, so the same maps)."""
+        from semcomm.runner.pool import fork_map
+
         keys = [self._seg_key(i, image_hash(x)) for x, i in zip(images, indices, strict=True)]
         todo: dict[Any, int] = {}
         for j, key in enumerate(keys):
             if key not in self.seg_cache and key not in todo:
                 todo[key] = j
         pending = list(todo.items())
+        batches = []
         for start in range(0, len(pending), _SEG_BATCH):
             chunk = pending[start:start + _SEG_BATCH]
             shapes = {images[j].shape for _, j in chunk}
             for shape in shapes:  # images of one size per segmenter call
                 part = [(k, j) for k, j in chunk if images[j].shape == shape]
-                batch = np.stack([images[j] for _, j in part])
                 lab = None
                 if self.per_image:
                     lab = np.stack([labels[j] for _, j in part])  # type: ignore[misc]
-                out = self.segmenter.segment_uint8(batch, lab)
-                for (key, _), s_hat in zip(part, out, strict=True):
-                    self.seg_cache.put(key, np.asarray(s_hat, np.uint8))
+                batches.append(([k for k, _ in part], np.stack([images[j] for _, j in part]),
+                                lab))
+        for (part_keys, _, _), out in zip(batches, fork_map(
+                _segment_batch, [(b, lab) for _, b, lab in batches], self.segmenter, workers),
+                strict=True):
+            for key, s_hat in zip(part_keys, out, strict=True):
+                self.seg_cache.put(key, s_hat)
         return [self.seg_cache[key] for key in keys]
 
     def image_metrics(self, index: int, x: np.ndarray, x_hat: np.ndarray) -> dict[str, Any]:
@@ -121,6 +129,13 @@ class Evaluator:
         tmp = path.with_suffix(".tmp.npy")
         np.save(tmp, self.feature_cache[key])
         tmp.replace(path)
+
+
+def _segment_batch(segmenter: Any, job: tuple[np.ndarray, np.ndarray | None]
+                   ) -> list[np.ndarray]:
+    """One segmenter call: images [B, H, W, 3] uint8 (+ labels) -> B maps [H, W] uint8."""
+    batch, lab = job
+    return [np.asarray(s, np.uint8) for s in segmenter.segment_uint8(batch, lab)]
 
 
 def semantic_counts(s_hat: np.ndarray, s: np.ndarray | None, prefix: str = "") -> dict[str, Any]:

@@ -54,7 +54,8 @@ _DEFAULT_LABELS = {"miou": "mIoU (segmenter on x_hat)", "psnr": "PSNR [dB]", "bl
 _ZERO_NOTE = "0 block errors: Wilson upper bound"
 
 #: Figure file stems in the order the report shows them.
-CURVE_STEMS = ("miou_vs_snr", "psnr_vs_snr", "bler_vs_snr", "miou_vs_bpp")
+CURVE_STEMS = ("miou_vs_snr", "psnr_vs_snr", "bler_vs_snr", "miou_vs_bpp", "class_iou_vs_snr",
+               "adaptation")
 
 
 def codec_styles(codecs: Iterable[str]) -> dict[str, tuple[Any, str]]:
@@ -334,25 +335,61 @@ def gallery_plot(run_dir: Path, rows: list[dict[str, Any]], snrs: list[float],
 
 def all_plots(run_dir: Path, rows: list[dict[str, Any]], snr_label: str,
               gallery_snrs: list[float], cfg: PlotsConfig | None = None,
-              out_dir: Path | None = None, links: dict[str, Any] | None = None) -> list[Path]:
+              out_dir: Path | None = None, links: dict[str, Any] | None = None,
+              adaptation: dict[str, Any] | None = None, workers: int = 1) -> list[Path]:
     """Every figure of a run into ``out_dir`` (default ``run_dir``); returns the files.
 
     ``links``: label -> ``channels.LinkConfig`` of the run's links (for the capacity bound;
-    None draws no bound).
+    None draws no bound). ``adaptation``: summary.json's ``adaptation`` section, drawn as
+    ``adaptation.png`` (:func:`semcomm.runner.adaptation.plot`); None: no such figure.
+    ``workers > 1`` draws the figures on forked workers
+    (:func:`semcomm.runner.pool.fork_map`), one file (figure and format) per task, the
+    galleries, the slowest, first.
     """
+    from semcomm.runner.pool import fork_map, fork_ok
+
     cfg = cfg or PlotsConfig()
     out = out_dir or run_dir
     out.mkdir(parents=True, exist_ok=True)
     styles = codec_styles(r["codec"] for r in rows)
     labels = list(dict.fromkeys(r["link"] for r in rows if r["kind"] == "link"))
-    with plt.style.context(cfg.style):
-        paths = []
-        for metric in ("miou", "psnr", "bler"):
-            paths += snr_plot(rows, metric, out, snr_label, cfg, styles, links)
-        paths += bpp_plot(rows, out, cfg, styles)
-        for link in labels or [None]:
-            paths += gallery_plot(run_dir, rows, gallery_snrs, link, cfg, out)
-    return paths
+    figures: list[tuple[str, Any]] = [("snr", m) for m in ("miou", "psnr", "bler")]
+    figures += [("bpp", None)] + [("gallery", link) for link in labels or [None]]
+    if cfg.class_iou:  # semantic UEP by class: named vs other classes (class_iou.py)
+        figures.append(("class_iou", None))
+    if adaptation is not None:  # the link-adaptation envelopes (adaptation.py)
+        figures.append(("adaptation", None))
+    split = workers > 1 and fork_ok()[0]
+    formats: list[str | None] = list(cfg.formats) if split else [None]  # None: all at once
+    jobs = [(kind, what, fmt) for kind, what in figures for fmt in formats]
+    jobs.sort(key=lambda job: job[0] != "gallery")  # stable: the slowest first
+    state = (run_dir, rows, snr_label, gallery_snrs, cfg, out, links, styles, adaptation)
+    with plt.style.context(cfg.style):  # inherited by forked workers
+        drawn = dict(zip(jobs, fork_map(_figure, jobs, state, workers), strict=True))
+    return [path for kind, what in figures for fmt in formats
+            for path in drawn[(kind, what, fmt)]]
+
+
+def _figure(state: tuple[Any, ...], job: tuple[str, Any, str | None]) -> list[Path]:
+    """One figure of :func:`all_plots` (``job``: its kind, metric or link, and format;
+    None: every format of the config)."""
+    run_dir, rows, snr_label, snrs, cfg, out, links, styles, adapted = state
+    kind, what, fmt = job
+    if fmt is not None:  # one file of the figure (formats are validated already)
+        cfg = cfg.model_copy(update={"formats": [fmt]})
+    if kind == "snr":
+        return snr_plot(rows, what, out, snr_label, cfg, styles, links)
+    if kind == "bpp":
+        return bpp_plot(rows, out, cfg, styles)
+    if kind == "class_iou":
+        from semcomm.runner.class_iou import class_plot
+
+        return class_plot(run_dir, out, cfg, snr_label, styles)
+    if kind == "adaptation":
+        from semcomm.runner.adaptation import plot as adaptation_plot
+
+        return adaptation_plot(rows, adapted, out, cfg, snr_label)
+    return gallery_plot(run_dir, rows, snrs, what, cfg, out)
 
 
 def gallery_snrs(snrs: list[float]) -> list[float]:
@@ -399,7 +436,7 @@ def replot(run_dir: Path, cfg: PlotsConfig | None = None,
 
     links = dict(expand_links(config.get("links") or []))
     return all_plots(Path(run_dir), summary["rows"], snr_axis_label(config), gallery_snrs(snrs),
-                     cfg, out_dir, links)
+                     cfg, out_dir, links, summary.get("adaptation"))
 
 
 def _snr_values(config: dict[str, Any]) -> list[float]:

@@ -174,7 +174,33 @@ _CAPTIONS = {
     "bler_vs_snr": "Block error rate vs SNR with 95% Wilson intervals; open triangles: "
                    "points with zero block errors, drawn at their Wilson upper bound.",
     "miou_vs_bpp": "Error-free mIoU vs achieved bits per pixel.",
+    "class_iou_vs_snr": "Semantic UEP by class: IoU of the classes the codecs protect "
+                        "(solid) and of the others (dashed) vs SNR, 95% bootstrap bands, "
+                        "dotted: error-free levels (class_iou.csv has every class).",
+    "adaptation": "Link adaptation: per codec family, thin lines are its candidates (MCS "
+                  "row x rate), the thick line the best one within the channel-use budget "
+                  "at each SNR (labelled where the choice changes); crosses: no feasible "
+                  "pair.",
 }
+
+
+def adaptation_table(summary: dict[str, Any]) -> str:
+    """The choice table of a run with an ``adaptation:`` section ("" without one)."""
+    sec = summary.get("adaptation")
+    if not sec:
+        return ""
+    unit = "channel uses per pixel" if sec["budget_unit"] == "cu/px" else \
+        "channel uses per image"
+    head = (f"<p>Best {html.escape(sec['metric'])} ({sec['goal']}) per SNR within "
+            f"{sec['budget']:g} {unit} (mean, retransmissions counted), over MCS rows "
+            f"{sec['mcs_indices']} of {html.escape(sec['mcs_table'])} x each codec's rates.</p>")
+    header = ["family", "link", "SNR [dB]", "choice", sec["metric"], "cu (effective)",
+              "BLER", "feasible"]
+    body = [[c["family"], c["link"], _fmt(c["snr_db"]),
+             c.get("label") or c["status"].replace("_", " "), _fmt(c.get("value"), 3),
+             _fmt(c.get("effective_channel_uses"), 5), _fmt(c.get("bler"), 3),
+             f"{c['feasible']}/{c['candidates']}"] for c in sec["choices"]]
+    return head + _table(header, body, text_cols=4)
 
 
 def render(run_dir: Path, summary: dict[str, Any], title: str | None = None) -> str:
@@ -194,6 +220,8 @@ def render(run_dir: Path, summary: dict[str, Any], title: str | None = None) -> 
     sections = [
         ("curves", "Curves", "".join(curves) or '<p class="muted">no figures</p>'),
         ("tables", "mIoU tables", _reference_note(summary) + miou_tables(rows)),
+        *([("adaptation", "Link adaptation", adaptation_table(summary))]
+          if summary.get("adaptation") else []),
         ("gallery", "Gallery", "".join(gallery) or '<p class="muted">no gallery images</p>'),
         ("rows", "All summary rows", rows_table(rows)),
         ("provenance", "Provenance", provenance_table(summary)),

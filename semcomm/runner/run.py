@@ -36,6 +36,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from semcomm.runner import adaptation
 from semcomm.runner.config import Experiment, expand_links, resolve, to_yaml
 from semcomm.runner.plots import all_plots, gallery_snrs
 from semcomm.runner.store import PointStore, RunLock
@@ -204,6 +205,7 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
     Ctrl-C raises :class:`Interrupted` (a KeyboardInterrupt) after closing the store.
     """
     start = time.perf_counter()
+    clock = Clock()
     seed_everything(exp.seed)
     if resume_dir is not None and (resume_dir / "shard.json").is_file():
         k, n = json.loads((resume_dir / "shard.json").read_text())
@@ -218,9 +220,14 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
         check_writable(out_root)  # before loading any model
     # One writer per run folder: a concurrent --resume is refused before any compute.
     lock = RunLock(resume_dir) if resume_dir is not None else None
+    actors = workers  # Ray: --workers N is N actors (default: executor.num_cpus)
+    workers = workers or (exp.executor.workers if exp.executor.kind == "process" else 1)
+    if exp.executor.kind == "ray":
+        workers = 1  # the driver's own stages run here (Ray's threads forbid a fork)
     try:
         try:  # everything that can fail on the user's input, before any compute
-            ctx = Context(exp, resume_dir or out_root)
+            # adaptation: the sweep runs every (codec, MCS row) candidate
+            ctx = Context(adaptation.expand(exp), resume_dir or out_root, workers=workers)
         except (ValueError, OSError, TypeError) as err:
             raise SetupError(f"{exp.name}: {type(err).__name__}: {err}") from err
         if resume_dir is None:
@@ -236,16 +243,17 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
         if on_start is not None:
             on_start(run_dir)
         used = models_used(ctx)
-        actors = workers  # Ray: --workers N is N actors (default: executor.num_cpus)
-        workers = workers or (exp.executor.workers if exp.executor.kind == "process" else 1)
         store = PointStore(run_dir / "points.jsonl")
+        clock.lap("setup")
         try:
-            workers, failed = _sweep(ctx, store, workers, progress, actors, ray_started)
+            used_workers, failed = _sweep(ctx, store, workers, progress, clock, actors,
+                                          ray_started)
         except KeyboardInterrupt:
             raise Interrupted(run_dir, len(store)) from None
         finally:
             store.close()
-        rows = write_results(exp, run_dir, time.perf_counter() - start, workers, used)
+        rows = write_results(exp, run_dir, time.perf_counter() - start, used_workers, used,
+                             clock)
     finally:
         if lock is not None:
             lock.release()
@@ -269,7 +277,40 @@ def check_shard(exp: Experiment, shard: tuple[int, int] | None) -> None:
                              "image of the whole run; shards need it null (fixed draws)")
 
 
-def _sweep(ctx: Context, store: PointStore, workers: int, progress: bool,
+class _Bar(tqdm):
+    """A progress bar without tqdm's monitor thread: the process executor forks its
+    workers only from a single-threaded parent (semcomm.runner.pool.fork_ok)."""
+
+    monitor_interval = 0
+
+
+class Clock:
+    """Wall and CPU seconds of a run's stages: this process's own CPU and that of its
+    finished worker processes (``resource`` children), for ``summary.json``'s
+    ``timings``: where a run's time went, and how much extra CPU the workers cost."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, dict[str, float]] = {}
+        self._last = self._now()
+
+    @staticmethod
+    def _now() -> tuple[float, float, float]:
+        import resource
+
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (time.perf_counter(), own.ru_utime + own.ru_stime,
+                kids.ru_utime + kids.ru_stime)
+
+    def lap(self, stage: str) -> None:
+        """Charge the time since the last lap (or the start) to ``stage``."""
+        now = self._now()
+        wall, cpu, workers = (round(b - a, 3) for a, b in zip(self._last, now, strict=True))
+        self.timings[stage] = {"wall_s": wall, "cpu_s": cpu, "workers_cpu_s": workers}
+        self._last = now
+
+
+def _sweep(ctx: Context, store: PointStore, workers: int, progress: bool, clock: Clock,
            actors: int | None = None, ray_started: bool | None = None
            ) -> tuple[int, list[Any]]:
     """Phase 1 here, phase 2 on the experiment's executor; returns the workers used and
@@ -282,36 +323,59 @@ def _sweep(ctx: Context, store: PointStore, workers: int, progress: bool,
 
         pool = RayPool(ctx, actors, ray_started)
     try:
-        with tqdm(total=len(ctx.images), desc="encode", unit="img", disable=not progress,
+        with _Bar(total=len(ctx.images), desc="encode", unit="img", disable=not progress,
                   dynamic_ncols=True) as bar:
-            phase_one(ctx, enc, store, bar)
+            phase_one(ctx, enc, store, bar, workers)
+        clock.lap("encode")
         points = plan_points(ctx)
-        with tqdm(total=len(points), desc="sweep", unit="pt", disable=not progress,
+        with _Bar(total=len(points), desc="sweep", unit="pt", disable=not progress,
                   dynamic_ncols=True) as bar:
             if pool is None:
                 phase_two(ctx, enc, store, bar, workers)
-                return workers, []
-            return pool.size, pool.run(store, bar)
+                failed: list[Any] = []
+            else:
+                workers, failed = pool.size, pool.run(store, bar)
+        clock.lap("sweep")
+        return workers, failed
     finally:
         if pool is not None:
             pool.close()
 
 
 def write_results(exp: Experiment, run_dir: Path, wall_s: float, workers: int,
-                  used: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                  used: dict[str, Any] | None = None, clock: Clock | None = None
+                  ) -> list[dict[str, Any]]:
     """summary.csv, summary.json, the figures and report.html from ``points.jsonl``
-    (read point by point: memory does not grow with the number of measurements)."""
+    (read point by point: memory does not grow with the number of measurements).
+    ``workers > 1`` computes the rows and draws the figures on forked workers (when
+    safe, :mod:`semcomm.runner.pool`); the files are the same."""
+    clock = clock or Clock()
     rows, measurements = summarize_file(
-        run_dir / "points.jsonl", [c.display for c in exp.codecs], exp.max_images,
+        run_dir / "points.jsonl", [c.display for c in adaptation.expand(exp).codecs],
+        exp.max_images,
         exp.metrics.bootstrap, exp.metrics.confidence, exp.seed, run_dir,
-        fid=exp.metrics.fid is not None, stopping=exp.stopping)
+        fid=exp.metrics.fid is not None, stopping=exp.stopping, workers=workers)
     write_csv(rows, run_dir / "summary.csv")
+    adapted = adaptation.section(exp, rows)
+    if adapted is not None:  # the choice table: adaptation.csv and the summary
+        adaptation.write_csv(adapted, run_dir / "adaptation.csv")
+    from semcomm.runner.class_iou import write_class_results
+
+    write_class_results(exp, run_dir)  # class_iou.csv when a codec protects classes
+    clock.lap("summary")
+    snr_label = "Es/N0 [dB]" if exp.snr is None or exp.snr.kind == "esno" else "Eb/N0 [dB]"
+    all_plots(run_dir, rows, snr_label, gallery_snrs(exp.snr.values() if exp.snr else []),
+              exp.plots, links=dict(expand_links(exp.links)), adaptation=adapted,
+              workers=workers)
+    clock.lap("plots")
     summary = {
         "schema_version": SCHEMA_VERSION,
         "experiment": exp.name,
         "created": dt.datetime.now().isoformat(timespec="seconds"),
         "wall_s": round(wall_s, 3),
         "workers": workers,
+        # Wall and CPU seconds per stage (CPU: this process, and its worker processes).
+        "timings": clock.timings,
         "measurements": measurements,
         # What mIoU was scored against: ground-truth labels, or the evaluating
         # segmenter's map of the original ("original-segmentation", a pseudo truth).
@@ -320,12 +384,11 @@ def write_results(exp: Experiment, run_dir: Path, wall_s: float, workers: int,
         "config": exp.model_dump(mode="json"),
         "rows": rows,
     }
+    if adapted is not None:
+        summary["adaptation"] = adapted
     tmp = run_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(_jsonable(summary), indent=1))
     tmp.replace(run_dir / "summary.json")
-    snr_label = "Es/N0 [dB]" if exp.snr is None or exp.snr.kind == "esno" else "Eb/N0 [dB]"
-    all_plots(run_dir, rows, snr_label, gallery_snrs(exp.snr.values() if exp.snr else []),
-              exp.plots, links=dict(expand_links(exp.links)))
     from semcomm.runner.report import write_report
 
     write_report(run_dir)

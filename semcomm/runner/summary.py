@@ -177,13 +177,16 @@ def summarize(lines: Iterable[dict[str, Any]], codec_order: list[str], max_image
 
 def summarize_file(path: Path, codec_order: list[str], max_images: int,
                    n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
-                   run_dir: Path | None = None, fid: bool = False, stopping: Any = None
-                   ) -> tuple[list[dict[str, Any]], int]:
+                   run_dir: Path | None = None, fid: bool = False, stopping: Any = None,
+                   workers: int = 1) -> tuple[list[dict[str, Any]], int]:
     """:func:`summarize` of a ``points.jsonl``, one point in memory at a time (flat memory:
     a first pass keeps each point's byte offsets, then each point is read back, summed up
     and dropped). The first line of a key wins, as in :class:`PointStore`. Returns the
-    rows and the number of measurements."""
-    from semcomm.runner.store import KEY_FIELDS, iter_lines, read_at
+    rows and the number of measurements. ``workers > 1``: the rows (independent, seeded
+    bootstraps) are computed on forked workers (:func:`semcomm.runner.pool.fork_map`),
+    the same numbers in the same order."""
+    from semcomm.runner.pool import fork_map
+    from semcomm.runner.store import KEY_FIELDS, iter_lines
 
     groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
     seen: set[tuple[Any, ...]] = set()
@@ -193,10 +196,20 @@ def summarize_file(path: Path, codec_order: list[str], max_images: int,
             seen.add(key)
             groups[key[:len(_GROUP)]].append(offset)
     order = {c: j for j, c in enumerate(["original", *codec_order])}
-    rows = [_row(key, read_at(path, groups[key]), max_images, n_boot, confidence, seed,
-                 run_dir, fid, stopping)
-            for key in sorted(groups, key=lambda k: _sort_key(k, order))]
+    keys = sorted(groups, key=lambda k: _sort_key(k, order))
+    args = (path, max_images, n_boot, confidence, seed, run_dir, fid, stopping)
+    rows = list(fork_map(_file_row, [(key, groups[key]) for key in keys], args, workers))
     return rows, len(seen)
+
+
+def _file_row(args: tuple[Any, ...], job: tuple[tuple[Any, ...], list[int]]
+              ) -> dict[str, Any]:
+    """The row of one point of a ``points.jsonl`` (``job``: its key and line offsets)."""
+    from semcomm.runner.store import read_at
+
+    path, *rest = args
+    key, offsets = job
+    return _row(key, read_at(path, offsets), *rest)
 
 
 def stop_reason(lines: list[dict[str, Any]], stopping: Any, n_boot: int = 1000,

@@ -47,6 +47,7 @@ from semcomm.pipeline import (
     Encoded,
     Receiver,
     Transmitter,
+    conceals_losses,
     send,
     send_symbols,
     sends_symbols,
@@ -96,11 +97,14 @@ class Context:
     """Everything built from an Experiment (the only place that imports the link)."""
 
     def __init__(self, exp: Experiment, run_dir: Path,
-                 fallback: np.ndarray | None = None) -> None:
+                 fallback: np.ndarray | None = None, workers: int = 1) -> None:
         """``fallback``: the parent's fallback image, shipped to a worker, which then
-        also skips what only phase 1 needs (budget checks, the segmented tx semantics)."""
+        also skips what only phase 1 needs (budget checks, the segmented tx semantics).
+        ``workers > 1``: the images are loaded (rendered) and the originals segmented on
+        forked workers (:func:`semcomm.runner.pool.fork_map`), the same arrays."""
         from channels import Link
         from semcomm.data import build_dataset
+        from semcomm.runner.pool import fork_map
         from semcomm.segmentation import build_segmenter
         from semcomm.segmentation.segmenters import SEGMENTERS
 
@@ -110,7 +114,9 @@ class Context:
         kwargs = _dataset_kwargs(d.model_dump(), d.name)
         self.dataset = build_dataset(d.name, **kwargs)
         count = min(exp.max_images, len(self.dataset))
-        self.samples: list[Sample] = [self.dataset[i] for i in range(count)]
+        self.workers = workers
+        self.samples: list[Sample] = list(fork_map(_load_sample, range(count), self.dataset,
+                                                   workers, device=self.device))
         #: The images this run measures (all, or one shard's; see :func:`shard_images`).
         self.images: list[int] = list(range(count))
         self.segmenter = build_segmenter(
@@ -128,6 +134,8 @@ class Context:
             (c.display, label): cfg for c in exp.codecs if c.link is not None
             for label, cfg in codec_links(exp.links, c.link)}
         self._own_links: dict[tuple[str, str], Any] = {}
+        #: Decoder threads of every link (None: the link's default, the CPUs).
+        self.link_threads: int | None = None
         # Packet codecs are built once per packet size (``packet_bytes: auto`` follows
         # each link's code blocks); ``codecs`` holds each codec at its default geometry.
         self._built: dict[tuple[str, int | None], Codec] = {}
@@ -136,7 +144,8 @@ class Context:
         self._budgets: dict[tuple[float, str, tuple[int, int], str | None], int] = {}
         self.analog = self._analog_channels()
         self._check_codecs()
-        self.fallback = _fallback_image(exp, self.samples) if fallback is None else fallback
+        self.fallback = (_fallback_image(exp, self.samples, workers) if fallback is None
+                         else fallback)
         self._tx_labels: list[np.ndarray | None] | None = None
         if fallback is None:  # the parent: fail before compute, segment in batches
             self._check_budgets()
@@ -144,6 +153,10 @@ class Context:
         self.reference = self._reference()
         # Intact payloads decode to the same image at every SNR point: decode them once.
         self.decode_cache = DecodeCache()
+        #: Decode a chunk's payloads as one batch (learned codecs' ``decode_batch``). On
+        #: a GPU only: batching changes float rounding (~1e-5), and a CPU run must give
+        #: the same bits whatever its chunking, workers or resume.
+        self.batch_decodes = self.device.startswith("cuda")
         self.unmet_warned: set[tuple[str, str, str | None]] = set()
 
     def packet_bytes(self, codec: str, link: str | None) -> int | None:
@@ -177,8 +190,18 @@ class Context:
         if (codec, link) not in self._own_links:
             from channels import Link
 
-            self._own_links[(codec, link)] = Link(self.own_link_configs[(codec, link)])
+            lk = Link(self.own_link_configs[(codec, link)])
+            self._own_links[(codec, link)] = lk
+            if self.link_threads is not None:
+                lk.set_num_threads(self.link_threads)
         return self._own_links[(codec, link)]
+
+    def set_link_threads(self, n: int) -> None:
+        """Decode every link (priority codes included) on ``n`` threads; a process
+        worker takes 1 (the results do not depend on it, see ``channels.Link``)."""
+        self.link_threads = n
+        for lk in [*self.links.values(), *self._own_links.values()]:
+            lk.set_num_threads(n)
 
     def codec_for(self, codec: str, link: str | None) -> Codec:
         """The codec instance that serves ``link`` (built once per packet size)."""
@@ -254,7 +277,7 @@ class Context:
         images = [s.image for s in self.samples]
         if self.judge is self.segmenter:  # one network: share the evaluator's cache
             return list(self.evaluator.segment(images, range(len(images)),
-                                               [s.labels for s in self.samples]))
+                                               [s.labels for s in self.samples], self.workers))
         return [self.segmenter.segment_uint8(s.image[None], None if s.labels is None
                                              else s.labels[None])[0] for s in self.samples]
 
@@ -266,7 +289,7 @@ class Context:
             return [s.labels for s in self.samples]
         images = [s.image for s in self.samples]
         return list(self.evaluator.segment(images, range(len(images)),
-                                           [s.labels for s in self.samples]))
+                                           [s.labels for s in self.samples], self.workers))
 
     def esno_db(self, link: str, snr_db: float, codec: str | None = None) -> float:
         from channels import esno_db_from_ebno_db
@@ -425,7 +448,15 @@ def _dataset_kwargs(d: dict[str, Any], name: str) -> dict[str, Any]:
     return kwargs
 
 
-def _fallback_image(exp: Experiment, samples: list[Sample]) -> np.ndarray:
+def _load_sample(dataset: Any, i: int) -> Sample:
+    return dataset[i]
+
+
+def _load_image(dataset: Any, i: int) -> np.ndarray:
+    return dataset[i].image
+
+
+def _fallback_image(exp: Experiment, samples: list[Sample], workers: int = 1) -> np.ndarray:
     """The ``mean`` policy's pixelwise mean of N training images (grey otherwise).
 
     Never the evaluated images themselves (a failed transmission would then show an
@@ -450,7 +481,9 @@ def _fallback_image(exp: Experiment, samples: list[Sample]) -> np.ndarray:
                           "built-in street scenes' training split", stacklevel=2)
         train = build_dataset("streetscenes", split="train", count=n,
                               size=(int(shape[0]), int(shape[1])), seed=d.seed)
-    images = [train[i].image for i in range(min(n, len(train)))]
+    from semcomm.runner.pool import fork_map
+
+    images = list(fork_map(_load_image, range(min(n, len(train))), train, workers))
     acc = np.zeros(shape, np.float64)
     for img in images:
         if img.shape != shape:
@@ -600,40 +633,108 @@ def error_free_specs(ctx: Context) -> list[tuple[str, RateSpec, str | None]]:
     return out
 
 
-def phase_one(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm) -> None:
-    """Original and error-free lines; encodes (and caches) every payload."""
-    for i in ctx.images:
-        sample = ctx.samples[i]
-        key = ("original", "original", "-", "none", None, i, 0)
-        if key not in store:
-            s_hat = ctx.evaluator.segment([sample.image], [i], [sample.labels])[0]
-            line = _base_line("original", "original", "-", "none", None, i, 0, sample)
-            line.update(_quality_fields(ctx, i, sample.image, s_hat, None))
-            store.append([line])
-        _save_gallery(ctx, "original", "-", None, None, i, sample.image)
-        ctx.evaluator.save_features(sample.image, ctx.run_dir / "features" / f"original_{i}.npy")
-        lines = []
-        for codec, spec, link in error_free_specs(ctx):
-            e = ctx.encode(enc, codec, i, spec, link)
-            rate = e.rate
-            key = ("error-free", codec, rate.label, "none", None, i, 0)
-            if key in store:
-                continue
-            rec = _error_free(ctx, codec, e, link)
-            s_hat = ctx.evaluator.segment([rec.image], [i], [sample.labels])[0]
-            line = _base_line("error-free", codec, rate.label, "none", None, i, 0, sample)
-            line.update(_payload_fields(ctx, codec, e, link, spec))
-            warn_unmet(ctx, codec, spec, link, line)
-            warn_unreachable(ctx, codec, spec, line)
-            line.update({"status": rec.status, "error": rec.error})
-            line.update(_quality_fields(ctx, i, rec.image, s_hat, rec.labels))
-            lines.append(line)
-            # A bandwidth ratio's error-free image depends on the link (its byte budget).
-            _save_gallery(ctx, codec, spec.label if link else rate.label, link, None, i,
-                          rec.image)
-            _save_line_features(ctx, line, rec.image)
-        store.append(lines)
+def phase_one(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm,
+              workers: int = 1) -> None:
+    """Original and error-free lines; encodes (and caches) every payload.
+
+    With ``workers > 1`` the images are shared out over forked workers (when
+    :func:`semcomm.runner.pool.fork_ok`); each sends back its lines and the cache
+    entries it made (decoded images, segmentations, metrics, payloads), so that the
+    phase-2 workers forked next start with every error-free decode cached. The lines
+    are appended and the warnings given here, in image order, as in a serial run."""
+    from semcomm.runner.pool import fork_map
+
+    for lines, delta in fork_map(_image_task, ctx.images, (ctx, enc, store), workers,
+                                 device=ctx.device):
+        if delta is not None:
+            merge_caches(ctx, enc, delta)
+        for line, (codec, spec, link) in lines:
+            if codec is not None and spec is not None:
+                warn_unmet(ctx, codec, spec, link, line)
+                warn_unreachable(ctx, codec, spec, line)
+        original = [line for line, (codec, _, _) in lines if codec is None]
+        if original:
+            store.append(original)
+        store.append([line for line, (codec, _, _) in lines if codec is not None])
         bar.update(1)
+
+
+def _image_task(state: tuple[Context, Encoder, PointStore], i: int
+                ) -> tuple[list[tuple[dict[str, Any], tuple[Any, ...]]], dict[str, Any] | None]:
+    """Phase 1 of image ``i`` (a worker task): its lines, and the cache entries made
+    (None in the parent itself, whose caches are filled in place)."""
+    from semcomm.runner import pool
+
+    ctx, enc, store = state
+    before = cache_keys(ctx, enc) if pool.in_worker() else None
+    lines = image_lines(ctx, enc, store, i)
+    return lines, None if before is None else cache_delta(ctx, enc, before)
+
+
+def image_lines(ctx: Context, enc: Encoder, store: PointStore, i: int
+                ) -> list[tuple[dict[str, Any], tuple[Any, ...]]]:
+    """The new original and error-free lines of image ``i``, each with (codec, rate
+    spec, link) of its error-free decode ((None, None, None) for the original)."""
+    sample = ctx.samples[i]
+    out: list[tuple[dict[str, Any], tuple[Any, ...]]] = []
+    key = ("original", "original", "-", "none", None, i, 0)
+    if key not in store:
+        s_hat = ctx.evaluator.segment([sample.image], [i], [sample.labels])[0]
+        line = _base_line("original", "original", "-", "none", None, i, 0, sample)
+        line.update(_quality_fields(ctx, i, sample.image, s_hat, None))
+        out.append((line, (None, None, None)))
+    _save_gallery(ctx, "original", "-", None, None, i, sample.image)
+    ctx.evaluator.save_features(sample.image, ctx.run_dir / "features" / f"original_{i}.npy")
+    for codec, spec, link in error_free_specs(ctx):
+        e = ctx.encode(enc, codec, i, spec, link)
+        rate = e.rate
+        key = ("error-free", codec, rate.label, "none", None, i, 0)
+        if key in store:
+            continue
+        rec = _error_free(ctx, codec, e, link)
+        s_hat = ctx.evaluator.segment([rec.image], [i], [sample.labels])[0]
+        line = _base_line("error-free", codec, rate.label, "none", None, i, 0, sample)
+        line.update(_payload_fields(ctx, codec, e, link, spec))
+        line.update({"status": rec.status, "error": rec.error})
+        line.update(_quality_fields(ctx, i, rec.image, s_hat, rec.labels))
+        out.append((line, (codec, spec, link)))
+        # A bandwidth ratio's error-free image depends on the link (its byte budget).
+        _save_gallery(ctx, codec, spec.label if link else rate.label, link, None, i,
+                      rec.image)
+        _save_line_features(ctx, line, rec.image)
+    return out
+
+
+def cache_keys(ctx: Context, enc: Encoder) -> dict[str, set[Any]]:
+    """The keys of every content cache of a context (see :func:`cache_delta`)."""
+    ev = ctx.evaluator
+    return {"decode": ctx.decode_cache.keys(), "seg": set(ev.seg_cache),
+            "metric": set(ev.metric_cache), "feature": set(ev.feature_cache),
+            "memo": set(enc.memo)}
+
+
+def cache_delta(ctx: Context, enc: Encoder, before: dict[str, set[Any]]) -> dict[str, Any]:
+    """The cache entries made since ``before`` (:func:`cache_keys`): what a worker sends
+    back so that the parent, and the workers it forks next, need not redo them."""
+    ev = ctx.evaluator
+    new: dict[str, list[tuple[Any, Any]]] = {
+        name: [(k, v) for k, v in cache.items() if k not in before[name]]
+        for name, cache in (("seg", ev.seg_cache), ("metric", ev.metric_cache),
+                            ("feature", ev.feature_cache), ("memo", enc.memo))}
+    new["decode"] = ctx.decode_cache.items(before["decode"])
+    return new
+
+
+def merge_caches(ctx: Context, enc: Encoder, delta: dict[str, Any]) -> None:
+    """Add a worker's :func:`cache_delta` to this process's caches."""
+    ev = ctx.evaluator
+    for name, cache in (("seg", ev.seg_cache), ("metric", ev.metric_cache),
+                        ("feature", ev.feature_cache)):
+        for k, v in delta[name]:
+            cache.put(k, v)
+    enc.memo.update(delta["memo"])
+    for k, rec in delta["decode"]:
+        ctx.decode_cache.add(k, rec)
 
 
 def warn_unmet(ctx: Context, codec: str, spec: RateSpec, link: str | None,
@@ -747,15 +848,31 @@ def _transmit_lines(ctx: Context, enc: Encoder, pt: Point,
                    "block_errors": 0, "undetected": 0, "lost_bytes": 0} for res in analog]
         return _point_lines(ctx, pt, todo, encoded, seeds, recs, fields)
     results = send(ctx.link_for(pt.codec, pt.link), encoded, pt.esno_db, seeds)
-    recs = [ctx.receiver(pt.codec, e.payload.shape, pt.link).receive(
-        res.data.tobytes(), e.payload.shape, res.lost_ranges)
-        for e, res in zip(encoded, results, strict=True)]
+    recs = _receive(ctx, pt, encoded, results)
     fields = [{"channel_uses": res.channel_uses_first, "effective_channel_uses": res.channel_uses,
                "transmissions": res.rounds, "bits": res.num_bits, "bit_errors": res.bit_errors,
                "blocks": res.num_blocks, "block_errors": res.block_errors,
                "undetected": res.undetected_block_errors,
                "lost_bytes": int(sum(b - a for a, b in res.lost_ranges))} for res in results]
     return _point_lines(ctx, pt, todo, encoded, seeds, recs, fields)
+
+
+def _receive(ctx: Context, pt: Point, encoded: list[Encoded], results: list[Any]
+             ) -> list[Any]:
+    """The receiver's x_hat of each transmission: one decode per image, or, with
+    ``ctx.batch_decodes`` (a CUDA device), the chunk's decodes of each image size as
+    one batch (:meth:`Receiver.receive_batch`)."""
+    items = [(res.data.tobytes(), e.payload.shape, res.lost_ranges)
+             for e, res in zip(encoded, results, strict=True)]
+    if not ctx.batch_decodes:
+        return [ctx.receiver(pt.codec, item[1], pt.link).receive(*item) for item in items]
+    out: list[Any] = [None] * len(items)
+    for shape in dict.fromkeys(i[1] for i in items):
+        idx = [j for j, i in enumerate(items) if i[1] == shape]
+        recs = ctx.receiver(pt.codec, shape, pt.link).receive_batch([items[j] for j in idx])
+        for j, rec in zip(idx, recs, strict=True):
+            out[j] = rec
+    return out
 
 
 def _point_lines(ctx: Context, pt: Point, todo: list[tuple[int, int]], encoded: list[Encoded],
@@ -830,11 +947,6 @@ def _done_lines(ctx: Context, store: PointStore) -> dict[tuple[Any, ...], dict[s
             if line["kind"] == "link"}
 
 
-# Process-executor state of one worker (spawned: forking a process that holds torch,
-# numba and BLAS thread pools can deadlock, so each worker builds its own Context).
-_WORKER: tuple[Context, Encoder] | None = None
-
-
 def shard_images(count: int, shard: tuple[int, int] | None) -> list[int]:
     """Images of shard ``(k, n)``: the k-th of n contiguous blocks of ``range(count)``
     (sizes differ by at most one); every image of ``range(count)`` without a shard."""
@@ -844,17 +956,15 @@ def shard_images(count: int, shard: tuple[int, int] | None) -> list[int]:
     return list(range(k * count // n, (k + 1) * count // n))
 
 
+# State of a spawned worker (the fallback when forking is not safe, e.g. on CUDA).
+_WORKER: tuple[Context, Encoder] | None = None
+
+
 def _worker_init(config: dict[str, Any], run_dir: str, fallback: np.ndarray,
                  images: list[int]) -> None:
-    import signal
+    from semcomm.runner.pool import worker_start
 
-    import torch
-
-    # Ctrl-C reaches the whole process group: the parent alone handles it (it ends the
-    # pool and prints the resume command); workers would only print tracebacks.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ["OMP_NUM_THREADS"] = "1"
-    torch.set_num_threads(1)
+    worker_start()
     global _WORKER
     # Once per process (pool initializer), not per point; the fallback image (up to
     # 32 training images decoded and averaged) is shipped rather than rebuilt.
@@ -865,13 +975,24 @@ def _worker_init(config: dict[str, Any], run_dir: str, fallback: np.ndarray,
 
 def _worker_point(args: tuple[Point, dict[tuple[int, int], dict[str, Any]]]) -> list[dict]:
     assert _WORKER is not None
-    ctx, enc = _WORKER
-    pt, done = args
+    return _point_task(_WORKER, args)
+
+
+def _point_task(state: tuple[Context, Encoder],
+                job: tuple[Point, dict[tuple[int, int], dict[str, Any]]]) -> list[dict]:
+    """All new lines of one point (a worker task; the link decodes on this worker's one
+    thread: N workers on N cores)."""
+    ctx, enc = state
+    ctx.set_link_threads(1)
+    pt, done = job
     return [line for chunk in run_point(ctx, enc, pt, done) for line in chunk]
 
 
 def phase_two(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm, workers: int) -> None:
-    """Run every point (serially, or one point per worker process)."""
+    """Run every point (serially, or one point per task on worker processes: forked
+    from this one when :func:`semcomm.runner.pool.fork_ok`, else spawned)."""
+    from semcomm.runner.pool import fork_map, fork_ok
+
     points = plan_points(ctx)
     full = _done_lines(ctx, store)
     jobs = [(pt, _point_done(pt, store, full)) for pt in points]
@@ -879,6 +1000,16 @@ def phase_two(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm, workers:
         for pt, done in jobs:
             for lines in run_point(ctx, enc, pt, done):
                 store.append(lines)
+            bar.update(1)
+        return
+    # The longest first, so that no long point is left for the tail: the points of
+    # codecs that conceal losses (their concealed decodes are never cached), then the
+    # rest, each in plan order.
+    jobs.sort(key=lambda job: not conceals_losses(ctx.codecs[job[0].codec]))
+    if fork_ok(ctx.device)[0]:
+        for lines in fork_map(_point_task, jobs, (ctx, enc), workers, ordered=False,
+                              device=ctx.device):
+            store.append(lines)
             bar.update(1)
         return
     mp = multiprocessing.get_context("spawn")

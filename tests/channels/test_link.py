@@ -156,3 +156,21 @@ def test_threads_do_not_change_results() -> None:
     assert sum(r.block_errors for r in one) > 0
     with pytest.raises(ValueError, match="num_threads 0"):
         Link(cfg, num_threads=0)
+
+
+def test_set_num_threads_after_use_and_on_the_priority_link() -> None:
+    # A process worker turns a link down to one thread; a started pool is shut down.
+    cfg = LinkConfig(modulation="qpsk", k=256, n=512, channel="rayleigh-fast",
+                     priority={"modulation": "qpsk", "code_rate": 0.333, "k": 256})
+    sent = _payloads([29 * 40, 29 * 3 + 1], seed=5)
+    link = Link(cfg, num_threads=3, chunk_blocks=7)
+    many = link.transmit(sent, 2.0, [1, 2], [29, 40])
+    assert link._pool is not None
+    link.set_num_threads(1)
+    assert link.num_threads == 1 and link._pool is None
+    assert link.priority_link is not None and link.priority_link.num_threads == 1
+    one = link.transmit(sent, 2.0, [1, 2], [29, 40])
+    for a, b in zip(one, many, strict=True):
+        assert np.array_equal(a.data, b.data) and np.array_equal(a.block_ok, b.block_ok)
+    with pytest.raises(ValueError, match="num_threads 0"):
+        link.set_num_threads(0)

@@ -2,13 +2,20 @@
 reported while the sweep goes on, and its validation (one-line errors, exit 2).
 
 The Ray tests share one local Ray (2 CPUs) started by a module fixture: each
-``ray.init`` costs seconds. The test setup installs Ray (``semcomm[ray]``)."""
+``ray.init`` costs seconds. The test setup installs Ray (``semcomm[ray]``).
+
+They run in a child pytest process (:func:`test_ray_tests_in_their_own_process`): a Ray
+driver leaves threads behind after ``ray.shutdown()``, and a multi-threaded test process
+may no longer fork the process executor's workers (``semcomm.runner.pool.fork_ok``), so
+the tests after this module would lose their forked workers."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +40,24 @@ failure: {policy: mean, mean_images: 2}
 metrics: {bootstrap: 50}
 """
 RAY = "executor: {kind: ray}\n"
+
+
+_CHILD = os.environ.get("SEMCOMM_RAY_CHILD") == "1"
+#: A test that starts or imports Ray: run by the child process only.
+in_child = pytest.mark.skipif(not _CHILD, reason="runs in the child pytest process of "
+                              "test_ray_tests_in_their_own_process (Ray's threads)")
+
+
+@pytest.mark.skipif(_CHILD, reason="the child process itself")
+def test_ray_tests_in_their_own_process() -> None:
+    pytest.importorskip("ray", reason="Ray executor tests: pip install 'semcomm[ray]'")
+    res = subprocess.run([sys.executable, "-m", "pytest", __file__, "-q", "-x",
+                          "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True,
+                         text=True, env={**os.environ, "SEMCOMM_RAY_CHILD": "1"}, timeout=1500)
+    summary = res.stdout.strip().splitlines()[-1] if res.stdout.strip() else ""
+    assert res.returncode == 0, res.stdout[-8000:] + res.stderr[-2000:]
+    # every test ran in the child (the one skip: this wrapper)
+    assert re.match(r"\d+ passed, 1 skipped(, \d+ warnings?)? in ", summary), summary
 
 
 def _lines(run_dir: Path) -> list[str]:
@@ -102,6 +127,7 @@ def test_ray_not_installed_is_one_line_exit_2(tmp_path: Path, monkeypatch: pytes
     assert len(err) == 1 and "executor.num_cpus" in err[0], err
 
 
+@in_child
 def test_unreachable_head_is_one_line_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     ray = pytest.importorskip("ray", reason="Ray executor tests: pip install 'semcomm[ray]'")
     from semcomm.runner import ray_executor
@@ -119,6 +145,8 @@ def test_unreachable_head_is_one_line_at_once(monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.fixture(scope="module")
 def local_ray() -> Any:
+    if not _CHILD:
+        pytest.skip("runs in the child pytest process (Ray's threads)")
     ray = pytest.importorskip("ray", reason="Ray executor tests: pip install 'semcomm[ray]'")
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING",
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})

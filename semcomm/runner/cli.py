@@ -36,7 +36,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smoke", action="store_true",
                         help="tiny budget: 2 images, first rate, lowest and highest SNR")
     parser.add_argument("--workers", type=int, default=None,
-                        help="worker processes (default: the experiment's executor)")
+                        help="worker processes (Ray actors under executor kind ray; "
+                        "default: the experiment's executor)")
     parser.add_argument("--shard", type=_shard, default=None, metavar="i/N",
                         help="measure only the i-th of N blocks of images (0 <= i < N); "
                              "join the N run folders with `semcomm merge`")
@@ -135,6 +136,11 @@ def run(args: argparse.Namespace) -> int:
         print(table(result.rows))
     print(f"report:  {result.run_dir / 'report.html'}")
     print(f"results: {result.run_dir}  ({result.wall_s:.1f} s)")
+    if result.failed:
+        print(f"semcomm run: {result.failed} point(s) failed (see "
+              f"{result.run_dir / 'failures.jsonl'}); rerun them with: "
+              f"{resume_command(result.run_dir, args.workers)}", file=sys.stderr)
+        return 1
     return 0
 
 

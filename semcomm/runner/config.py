@@ -26,6 +26,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
@@ -288,8 +289,43 @@ class MetricsConfig(_Strict):
 
 
 class ExecutorConfig(_Strict):
-    kind: Literal["serial", "process"] = "serial"
+    """Where phase 2 runs: ``serial``; ``process`` (``workers`` spawned processes on
+    this host); ``ray`` (one actor per CPU on a local Ray, ``address: null``, or on
+    a running cluster, ``auto`` or ``<host>:<port>``; see semcomm.runner.ray_executor).
+
+    ``num_cpus``: Ray actors, one CPU each (default: every CPU of the local instance or
+    the cluster); ``num_gpus``: GPUs shared evenly among the actors (default 0)."""
+
+    kind: Literal["serial", "process", "ray"] = "serial"
     workers: PositiveInt = 1
+    address: str | None = None
+    num_cpus: PositiveInt | None = None
+    num_gpus: NonNegativeFloat | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _address_form(cls, address: str | None) -> str | None:
+        if address is None or address == "auto":
+            return address
+        host, sep, port = address.rpartition(":")
+        if not (sep and re.fullmatch(r"[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]", host)
+                and port.isdigit() and 1 <= int(port) <= 65535):
+            raise ValueError(f"address {address!r} not one of auto, <host>:<port> (port "
+                             "1..65535), null (a local Ray)")
+        return address
+
+    @model_validator(mode="after")
+    def _keys_of_kind(self) -> ExecutorConfig:
+        ray_keys = {"address": self.address, "num_cpus": self.num_cpus,
+                    "num_gpus": self.num_gpus}
+        if self.kind != "ray":
+            for key, value in ray_keys.items():
+                if value is not None:
+                    raise ValueError(f"{key} {value!r} is for kind ray, not {self.kind!r}")
+        elif self.workers != 1:
+            raise ValueError(f"workers {self.workers} is for kind process; kind ray "
+                             "starts num_cpus actors")
+        return self
 
 
 #: Keys of ``plots.labels``: the axis each one names.

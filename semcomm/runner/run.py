@@ -75,6 +75,8 @@ class RunResult:
     run_dir: Path
     rows: list[dict[str, Any]]
     wall_s: float
+    #: Points that raised on a Ray worker (listed in failures.jsonl; --resume reruns them).
+    failed: int = 0
 
 
 def new_run_dir(out_root: Path, name: str) -> Path:
@@ -209,11 +211,19 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
         k, n = json.loads((resume_dir / "shard.json").read_text())
         shard = (int(k), int(n))
     check_shard(exp, shard)
+    ray_started = None  # Ray: connected before any compute (one line if it cannot be)
+    if exp.executor.kind == "ray":
+        from semcomm.runner.ray_executor import connect
+
+        ray_started = connect(exp.executor, workers)
     if resume_dir is None:
         check_writable(out_root)  # before loading any model
     # One writer per run folder: a concurrent --resume is refused before any compute.
     lock = RunLock(resume_dir) if resume_dir is not None else None
+    actors = workers  # Ray: --workers N is N actors (default: executor.num_cpus)
     workers = workers or (exp.executor.workers if exp.executor.kind == "process" else 1)
+    if exp.executor.kind == "ray":
+        workers = 1  # the driver's own stages run here (Ray's threads forbid a fork)
     try:
         try:  # everything that can fail on the user's input, before any compute
             # adaptation: the sweep runs every (codec, MCS row) candidate
@@ -236,7 +246,8 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
         store = PointStore(run_dir / "points.jsonl")
         clock.lap("setup")
         try:
-            _sweep(ctx, store, workers, progress, clock)
+            used_workers, failed = _sweep(ctx, store, workers, progress, clock, actors,
+                                          ray_started)
         except KeyboardInterrupt:
             # What is on disk, not len(store): Ctrl-C may land between the store's
             # index update and its write, and a resume keeps the complete lines.
@@ -244,11 +255,12 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
             raise Interrupted(run_dir, complete_lines(store.path)) from None
         finally:
             store.close()
-        rows = write_results(exp, run_dir, time.perf_counter() - start, workers, used, clock)
+        rows = write_results(exp, run_dir, time.perf_counter() - start, used_workers, used,
+                             clock)
     finally:
         if lock is not None:
             lock.release()
-    return RunResult(run_dir, rows, time.perf_counter() - start)
+    return RunResult(run_dir, rows, time.perf_counter() - start, len(failed))
 
 
 def check_shard(exp: Experiment, shard: tuple[int, int] | None) -> None:
@@ -301,18 +313,36 @@ class Clock:
         self._last = now
 
 
-def _sweep(ctx: Context, store: PointStore, workers: int, progress: bool,
-           clock: Clock) -> None:
+def _sweep(ctx: Context, store: PointStore, workers: int, progress: bool, clock: Clock,
+           actors: int | None = None, ray_started: bool | None = None
+           ) -> tuple[int, list[Any]]:
+    """Phase 1 here, phase 2 on the experiment's executor; returns the workers used and
+    the points that failed (Ray only: the other executors stop at a failing point)."""
     enc = Encoder(ctx)
-    with _Bar(total=len(ctx.images), desc="encode", unit="img", disable=not progress,
-              dynamic_ncols=True) as bar:
-        phase_one(ctx, enc, store, bar, workers)
-    clock.lap("encode")
-    points = plan_points(ctx)
-    with _Bar(total=len(points), desc="sweep", unit="pt", disable=not progress,
-              dynamic_ncols=True) as bar:
-        phase_two(ctx, enc, store, bar, workers)
-    clock.lap("sweep")
+    pool = None
+    if ray_started is not None and plan_points(ctx):
+        # Ray actors start now and build their contexts while phase 1 runs here.
+        from semcomm.runner.ray_executor import RayPool
+
+        pool = RayPool(ctx, actors, ray_started)
+    try:
+        with _Bar(total=len(ctx.images), desc="encode", unit="img", disable=not progress,
+                  dynamic_ncols=True) as bar:
+            phase_one(ctx, enc, store, bar, workers)
+        clock.lap("encode")
+        points = plan_points(ctx)
+        with _Bar(total=len(points), desc="sweep", unit="pt", disable=not progress,
+                  dynamic_ncols=True) as bar:
+            if pool is None:
+                phase_two(ctx, enc, store, bar, workers)
+                failed: list[Any] = []
+            else:
+                workers, failed = pool.size, pool.run(store, bar)
+        clock.lap("sweep")
+        return workers, failed
+    finally:
+        if pool is not None:
+            pool.close()
 
 
 def write_results(exp: Experiment, run_dir: Path, wall_s: float, workers: int,

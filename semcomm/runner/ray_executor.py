@@ -1,0 +1,275 @@
+"""Phase 2 of a sweep on Ray (``executor: {kind: ray}``): one actor per CPU, on this host
+or on a cluster.
+
+::
+
+    driver (semcomm run)                         Ray actors (num_cpus of them, 1 CPU each)
+    connect: local Ray (address: null) or
+             a cluster (auto | <host>:<port>)
+    start actors, build (config, run folder,
+      fallback, code fingerprint) ────────────► same code? run folder visible? then
+                                                 the point context, ONCE per actor
+    phase 1 on the driver (encode, payloads/)    (built while the driver encodes)
+    queue of points ──── one point per idle actor ──► run_point ─► lines
+    points.jsonl ◄──── lines, in completion order ◄┘
+    a point that raises: failures.jsonl + a warning; the sweep goes on (--resume reruns it)
+
+Results are bit-for-bit those of the serial and process executors: every transmission
+is seeded from (seed, image, link, SNR, realisation) (see :mod:`semcomm.runner.sweep`),
+an actor runs whole points with one intra-op thread, and the stopping rules are
+evaluated per point in image order. Only the order of the lines in points.jsonl depends
+on which point finishes first; the summary reads them by key.
+
+Every actor reads the payloads and writes the gallery in the run folder, so on a
+cluster the folder (``--out``) must be on a filesystem that every node mounts at the
+same path, and the same semcomm code must be importable on every node (checked:
+a worker whose code fingerprint differs from the driver's is refused).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import socket
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from semcomm.runner import sweep
+from semcomm.runner.store import PointStore
+from semcomm.runner.sweep import Context, Point, plan_points
+
+#: What an actor runs per point: ``(Point, done) -> lines`` in a worker set up by
+#: ``sweep._worker_init`` (the process executor's per-process context). Tests replace it
+#: to inject a failure (it must be importable by the workers).
+POINT_FN: Callable[[tuple[Point, dict[tuple[int, int], dict[str, Any]]]], list[dict]] = \
+    sweep._worker_point
+
+_ROOT = Path(__file__).resolve().parents[2]  # the folder holding semcomm/ and channels/
+
+
+def _setup_error(message: str) -> Exception:
+    from semcomm.runner.run import SetupError
+
+    return SetupError(message)
+
+
+def require_ray() -> None:
+    """SetupError (one line) unless Ray can be imported."""
+    try:
+        import ray  # noqa: F401
+    except ImportError as err:
+        raise _setup_error(f"executor.kind 'ray' needs Ray, which is not installed here "
+                           f"({err}): pip install 'semcomm[ray]'") from None
+
+
+def code_fingerprint(root: Path = _ROOT) -> str:
+    """sha256 of every ``.py`` file of semcomm/ and channels/ under ``root`` (path and
+    bytes): the driver and its workers must run the same code to give the same bits."""
+    digest = hashlib.sha256()
+    for package in ("semcomm", "channels"):
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[:300]}"
+
+
+def connect(cfg: Any, actors: int | None) -> bool:
+    """Connect to (or start) Ray per ``cfg`` (ExecutorConfig), or SetupError (one line:
+    Ray not installed, not reachable); True when this call started a Ray connection (the
+    :class:`RayPool` then shuts it down). A Ray already initialised in this process (a
+    test's, a notebook's) is used as it is."""
+    require_ray()
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if cfg.address not in (None, "auto"):  # Ray retries an unreachable head for minutes
+        host, _, port = cfg.address.rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+        except OSError as err:
+            raise _setup_error(f"executor.address {cfg.address!r}: no Ray head answers "
+                               f"there ({_one_line(err)}); start one with ray start --head "
+                               f"--port={port}") from None
+    # Workers on this host import the driver's checkout first (not another install).
+    path = os.pathsep.join(p for p in (str(_ROOT), os.environ.get("PYTHONPATH")) if p)
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING",
+                              "runtime_env": {"env_vars": {"PYTHONPATH": path}}}
+    try:
+        if cfg.address is None:
+            gpus = math.ceil(cfg.num_gpus) if cfg.num_gpus else None  # None: detect
+            # "local": a new instance for this run, even when RAY_ADDRESS or a `ray
+            # start` cluster of this host would be found by ray.init() without address.
+            ray.init(address="local", num_cpus=actors or cfg.num_cpus or os.cpu_count() or 1,
+                     num_gpus=gpus, **kwargs)
+        else:
+            ray.init(address=cfg.address, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as err:
+        where = "a local Ray" if cfg.address is None else f"Ray at {cfg.address!r}"
+        raise _setup_error(f"executor: cannot start or reach {where}: {_one_line(err)}") \
+            from None
+    return True
+
+
+class SweepWorker:
+    """One Ray actor (``ray.remote`` is applied by :class:`RayPool`): a worker process
+    that builds its point context once (:meth:`build`), then runs points."""
+
+    def __init__(self, point_fn: Callable[..., list[dict]]) -> None:
+        self.point_fn = point_fn
+
+    def build(self, config: dict[str, Any], run_dir: str, fallback: Any,
+              images: list[int], config_sha: str, fingerprint: str) -> None:
+        """The context of ``sweep._worker_init``, after checking that this worker runs
+        the driver's code and sees its run folder (a shared filesystem on a cluster)."""
+        host, mine = socket.gethostname(), code_fingerprint()
+        if mine != fingerprint:
+            raise RuntimeError(f"the semcomm code on Ray node {host!r} ({_ROOT}) differs "
+                               f"from the driver's (fingerprint {mine[:12]} != "
+                               f"{fingerprint[:12]}): install the same checkout on every node")
+        path = Path(run_dir) / "config.yaml"
+        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != config_sha:
+            raise RuntimeError(f"run folder {run_dir!r} is not visible on Ray node "
+                               f"{host!r}: put --out on a filesystem that "
+                               "every node mounts at the same path")
+        sweep._worker_init(config, run_dir, fallback, images)
+
+    def point(self, job: tuple[Point, dict[tuple[int, int], dict[str, Any]]]
+              ) -> list[dict]:
+        return self.point_fn(job)
+
+
+class RayPool:
+    """The actors of one run (on a Ray that :func:`connect` reached). ``RayPool(ctx,
+    actors, started)`` starts the actors (their contexts are built while the driver runs
+    phase 1); :meth:`run` runs phase 2; :meth:`close` ends the actors (and the Ray
+    connection the run started)."""
+
+    def __init__(self, ctx: Context, actors: int | None, started: bool) -> None:
+        """``started``: this run started the Ray connection (:func:`connect`), and
+        :meth:`close` ends it."""
+        import ray
+
+        cfg = ctx.exp.executor
+        self.ctx, self.started = ctx, started
+        self.failed: list[Point] = []
+        self.actors: list[Any] = []
+        try:
+            self.size = self._size(cfg, actors or cfg.num_cpus)
+            gpus = (cfg.num_gpus or 0) / self.size
+            self._cls: Any = ray.remote(num_cpus=1, num_gpus=gpus)(SweepWorker)
+            self._fallback = ray.put(ctx.fallback)
+            self._fingerprint = code_fingerprint()
+            self._config_sha = hashlib.sha256(
+                (ctx.run_dir / "config.yaml").read_bytes()).hexdigest()
+            self.actors = [None] * self.size
+            #: build ref -> actor slot (a point goes to an actor once its build is done)
+            self.building = {self._start(slot): slot for slot in range(self.size)}
+        except BaseException:
+            self.close()
+            raise
+
+    def _size(self, cfg: Any, asked: int | None) -> int:
+        """Actors to start: ``asked`` (or one per free CPU), at most one per point;
+        SetupError when Ray cannot host them (an actor holds its CPU while it lives)."""
+        import ray
+
+        points = len(plan_points(self.ctx)) or 1
+        need = min(asked, points) if asked else 1
+        deadline = time.monotonic() + 10  # a fresh Ray reports its resources in a moment
+        while True:
+            free = ray.available_resources()
+            cpus = int(free.get("CPU", 0))
+            if cpus >= need or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        where = "the local Ray" if cfg.address is None else f"Ray at {cfg.address!r}"
+        if need > cpus:
+            raise _setup_error(f"executor: {need} actors (num_cpus or --workers) asked, but "
+                               f"{where} has {cpus} CPUs free; give at most {cpus}")
+        if self.ctx.device.startswith("cuda") and not cfg.num_gpus:
+            raise _setup_error(f"device {self.ctx.device!r} with executor kind ray needs "
+                               "executor.num_gpus > 0 (Ray hides the GPUs from actors that "
+                               "reserve none)")
+        if cfg.num_gpus and cfg.num_gpus > free.get("GPU", 0):
+            raise _setup_error(f"executor.num_gpus {cfg.num_gpus:g}: {where} has "
+                               f"{free.get('GPU', 0):g} GPUs free")
+        return max(1, min(asked or cpus, points))
+
+    def _start(self, slot: int) -> Any:
+        """A fresh actor in ``slot``; returns the ref of its context build."""
+        ctx = self.ctx
+        actor = self._cls.remote(POINT_FN)
+        self.actors[slot] = actor
+        return actor.build.remote(ctx.exp.model_dump(mode="json"), str(ctx.run_dir),
+                                  self._fallback, ctx.images, self._config_sha,
+                                  self._fingerprint)
+
+    def run(self, store: PointStore, bar: tqdm) -> list[Point]:
+        """Run every point not yet complete; returns the points that failed."""
+        import ray
+        from ray.exceptions import RayError, RayTaskError
+
+        full = sweep._done_lines(self.ctx, store)
+        queue = [(pt, sweep._point_done(pt, store, full)) for pt in plan_points(self.ctx)]
+        queue.reverse()  # pop() from the end: plan order
+        pending: dict[Any, tuple[int, Point | None]] = {
+            ref: (slot, None) for ref, slot in self.building.items()}
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            slot, pt = pending.pop(ref)
+            try:
+                lines = ray.get(ref)
+            except RayError as err:
+                cause = err.cause if isinstance(err, RayTaskError) else err
+                if pt is None:
+                    raise _setup_error(f"executor: a Ray worker could not build its "
+                                       f"context: {_one_line(cause)}") from None
+                self._report(pt, cause, str(err))
+                if not isinstance(err, RayTaskError):  # the actor died: a fresh one
+                    pending[self._start(slot)] = (slot, None)
+                    bar.update(1)
+                    continue
+            else:
+                if pt is not None:
+                    store.append(lines)
+            if pt is not None:
+                bar.update(1)
+            if queue:
+                job = queue.pop()
+                pending[self.actors[slot].point.remote(job)] = (slot, job[0])
+            elif all(p is None for _, p in pending.values()):
+                break  # only builds left, no point for them: done
+        return self.failed
+
+    def _report(self, pt: Point, cause: BaseException, detail: str) -> None:
+        """A failed point: one warning line, one line in failures.jsonl."""
+        self.failed.append(pt)
+        line = {"codec": pt.codec, "rate": pt.rate.label, "link": pt.link,
+                "snr_db": pt.snr_db, "error": _one_line(cause), "detail": detail}
+        with open(self.ctx.run_dir / "failures.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line) + "\n")
+        warnings.warn(f"point {pt.codec} {pt.rate.label} {pt.link} {pt.snr_db:g} dB failed "
+                      f"on a Ray worker ({line['error']}); the sweep goes on (failures.jsonl;"
+                      " --resume reruns it)", stacklevel=2)
+
+    def close(self) -> None:
+        import ray
+
+        for actor in getattr(self, "actors", []):
+            if actor is not None:
+                ray.kill(actor)
+        if self.started:
+            ray.shutdown()

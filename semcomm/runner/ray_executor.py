@@ -150,6 +150,14 @@ class SweepWorker:
               ) -> list[dict]:
         return self.point_fn(job)
 
+    def image(self, i: int, present: frozenset[tuple[Any, ...]]) -> tuple[list[Any], Any]:
+        """Phase 1 of image ``i``: its lines and the cache entries made."""
+        return sweep._worker_image(i, present)
+
+    def merge(self, deltas: list[dict[str, Any]]) -> None:
+        """The other actors' phase-1 cache entries (error-free decodes, segmentations)."""
+        sweep._worker_merge(deltas)
+
 
 class RayPool:
     """The actors of one run (on a Ray that :func:`connect` reached). ``RayPool(ctx,
@@ -217,6 +225,52 @@ class RayPool:
                                   self._fallback, ctx.images, self._config_sha,
                                   self._fingerprint)
 
+    def encode(self, enc: Any, store: PointStore, bar: tqdm) -> None:
+        """Phase 1 on the actors, one image per task, as the process executor does: the
+        driver takes each image's lines and cache entries in image order
+        (:func:`sweep.take_image`: same lines, same warnings as a serial run); then every
+        actor gets the entries the others made, so that phase 2 starts with every
+        error-free decode cached. A failure here stops the run (as serially)."""
+        import ray
+        from ray.exceptions import RayError, RayTaskError
+
+        try:
+            ray.get(list(self.building))
+        except RayError as err:
+            cause = err.cause if isinstance(err, RayTaskError) else err
+            raise _setup_error(f"executor: a Ray worker could not build its context: "
+                               f"{_one_line(cause)}") from None
+        self.building = {}
+        images = list(self.ctx.images)
+        todo = images[::-1]  # pop() from the end: image order
+        pending: dict[Any, tuple[int, int]] = {}
+        done: dict[int, tuple[int, Any]] = {}
+        made: list[tuple[int, Any]] = []  # (actor slot, cache entries), image order
+        present = sweep.image_keys(store)  # resume: lines already measured
+
+        def submit(slot: int) -> None:
+            if todo:
+                i = todo.pop()
+                ref = self.actors[slot].image.remote(i, present.get(i, frozenset()))
+                pending[ref] = (slot, i)
+
+        for slot in range(self.size):
+            submit(slot)
+        nxt = 0
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            slot, i = pending.pop(ref)
+            done[i] = (slot, ray.get(ref))
+            submit(slot)
+            while nxt < len(images) and images[nxt] in done:
+                slot_i, (lines, delta) = done.pop(images[nxt])
+                sweep.take_image(self.ctx, enc, store, lines, delta)
+                made.append((slot_i, delta))
+                bar.update(1)
+                nxt += 1
+        ray.get([actor.merge.remote([d for s, d in made if s != slot])
+                 for slot, actor in enumerate(self.actors)])
+
     def run(self, store: PointStore, bar: tqdm) -> list[Point]:
         """Run every point not yet complete; returns the points that failed."""
         import ray
@@ -227,6 +281,10 @@ class RayPool:
         queue.reverse()  # pop() from the end: plan order
         pending: dict[Any, tuple[int, Point | None]] = {
             ref: (slot, None) for ref, slot in self.building.items()}
+        for slot in range(self.size):  # built actors (by encode()) start at once
+            if slot not in self.building.values() and queue:
+                job = queue.pop()
+                pending[self.actors[slot].point.remote(job)] = (slot, job[0])
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             slot, pt = pending.pop(ref)

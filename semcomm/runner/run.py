@@ -328,7 +328,10 @@ def _sweep(ctx: Context, store: PointStore, workers: int, progress: bool, clock:
     try:
         with _Bar(total=len(ctx.images), desc="encode", unit="img", disable=not progress,
                   dynamic_ncols=True) as bar:
-            phase_one(ctx, enc, store, bar, workers)
+            if pool is None:
+                phase_one(ctx, enc, store, bar, workers)
+            else:  # on the actors, which then hold every error-free decode
+                pool.encode(enc, store, bar)
         clock.lap("encode")
         points = plan_points(ctx)
         with _Bar(total=len(points), desc="sweep", unit="pt", disable=not progress,

@@ -33,7 +33,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
@@ -647,17 +647,61 @@ def phase_one(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm,
 
     for lines, delta in fork_map(_image_task, ctx.images, (ctx, enc, store), workers,
                                  device=ctx.device):
-        if delta is not None:
-            merge_caches(ctx, enc, delta)
-        for line, (codec, spec, link) in lines:
-            if codec is not None and spec is not None:
-                warn_unmet(ctx, codec, spec, link, line)
-                warn_unreachable(ctx, codec, spec, line)
-        original = [line for line, (codec, _, _) in lines if codec is None]
-        if original:
-            store.append(original)
-        store.append([line for line, (codec, _, _) in lines if codec is not None])
+        take_image(ctx, enc, store, lines, delta)
         bar.update(1)
+
+
+def take_image(ctx: Context, enc: Encoder, store: PointStore,
+               lines: list[tuple[dict[str, Any], tuple[Any, ...]]],
+               delta: dict[str, Any] | None) -> None:
+    """One image's phase-1 result (from :func:`image_lines`, here or on a worker) into
+    this process: its cache entries, warnings and lines (the original's first)."""
+    if delta is not None:
+        merge_caches(ctx, enc, delta)
+    for line, (codec, spec, link) in lines:
+        if codec is not None and spec is not None:
+            warn_unmet(ctx, codec, spec, link, line)
+            warn_unreachable(ctx, codec, spec, line)
+    original = [line for line, (codec, _, _) in lines if codec is None]
+    if original:
+        store.append(original)
+    store.append([line for line, (codec, _, _) in lines if codec is not None])
+
+
+class _Keys(Protocol):
+    """Line keys already measured (a :class:`PointStore`, or a frozenset of its keys)."""
+
+    def __contains__(self, key: tuple[Any, ...], /) -> bool: ...
+
+
+def image_keys(store: PointStore) -> dict[int, frozenset[tuple[Any, ...]]]:
+    """Per image, the phase-1 line keys already in ``store`` (what a worker without the
+    store needs to skip them on a resume; see :func:`image_lines`)."""
+    out: dict[int, set[tuple[Any, ...]]] = {}
+    keys = store.keys()
+    for k in keys:
+        if k[0] in ("original", "error-free"):
+            out.setdefault(k[5], set()).add(k)
+    return {i: frozenset(v) for i, v in out.items()}
+
+
+def _worker_image(i: int, present: frozenset[tuple[Any, ...]]
+                  ) -> tuple[list[tuple[dict[str, Any], tuple[Any, ...]]], dict[str, Any]]:
+    """Phase 1 of image ``i`` on a worker built by :func:`_worker_init` (a Ray actor):
+    its lines and the cache entries made, for the driver and the other workers."""
+    assert _WORKER is not None
+    ctx, enc = _WORKER
+    before = cache_keys(ctx, enc)
+    lines = image_lines(ctx, enc, present, i)
+    return lines, cache_delta(ctx, enc, before)
+
+
+def _worker_merge(deltas: list[dict[str, Any]]) -> None:
+    """Add other workers' phase-1 cache entries to this worker's context."""
+    assert _WORKER is not None
+    ctx, enc = _WORKER
+    for delta in deltas:
+        merge_caches(ctx, enc, delta)
 
 
 def _image_task(state: tuple[Context, Encoder, PointStore], i: int
@@ -672,10 +716,11 @@ def _image_task(state: tuple[Context, Encoder, PointStore], i: int
     return lines, None if before is None else cache_delta(ctx, enc, before)
 
 
-def image_lines(ctx: Context, enc: Encoder, store: PointStore, i: int
+def image_lines(ctx: Context, enc: Encoder, store: _Keys, i: int
                 ) -> list[tuple[dict[str, Any], tuple[Any, ...]]]:
-    """The new original and error-free lines of image ``i``, each with (codec, rate
-    spec, link) of its error-free decode ((None, None, None) for the original)."""
+    """The new original and error-free lines of image ``i`` (those whose keys are not in
+    ``store``), each with (codec, rate spec, link) of its error-free decode ((None, None,
+    None) for the original)."""
     sample = ctx.samples[i]
     out: list[tuple[dict[str, Any], tuple[Any, ...]]] = []
     key = ("original", "original", "-", "none", None, i, 0)

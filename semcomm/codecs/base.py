@@ -20,8 +20,9 @@ Analog codecs (class attribute ``payload_kind = "symbols"``, e.g. DeepJSCC) enco
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -274,3 +275,39 @@ class AnalogCodec(Protocol):
     def decode(self, received: Any) -> Reconstruction:
         """ReceivedSymbols -> Reconstruction; never raises (anything else: ok=False)."""
         ...
+
+
+_Prep = TypeVar("_Prep")
+
+
+def decode_in_batches(received: Sequence[ReceivedPayload],
+                      prepare: Callable[[ReceivedPayload], Reconstruction | _Prep],
+                      run: Callable[[list[_Prep]], list[Reconstruction]],
+                      decode: Callable[[ReceivedPayload], Reconstruction]
+                      ) -> list[Reconstruction]:
+    """A codec's ``decode_batch``: ``prepare`` each payload (its entropy decoding: a
+    finished, e.g. failed, Reconstruction or what the network needs), ``run`` the network
+    once per image size on the prepared ones, in order; never raises. A payload whose
+    ``prepare`` raises fails alone; a batch whose ``run`` raises is decoded image by image
+    (``decode``)."""
+    out: list[Reconstruction | None] = [None] * len(received)
+    groups: dict[tuple[int, ...], list[tuple[int, _Prep]]] = {}
+    for j, r in enumerate(received):
+        try:
+            prep = prepare(r)
+        except Exception as err:  # noqa: BLE001 - the contract: a result, never a raise
+            prep = Reconstruction.failed(r.shape, f"{type(err).__name__}: {err}")
+        if isinstance(prep, Reconstruction):
+            out[j] = prep
+        else:
+            groups.setdefault(tuple(r.shape), []).append((j, prep))
+    for group in groups.values():
+        try:
+            recs = run([prep for _, prep in group])
+            for (j, _), rec in zip(group, recs, strict=True):
+                out[j] = rec
+        except Exception:  # noqa: BLE001 - one bad batch: decode its images alone
+            for j, _ in group:
+                out[j] = decode(received[j])
+    return [r if r is not None else Reconstruction.failed(received[j].shape, "not decoded")
+            for j, r in enumerate(out)]

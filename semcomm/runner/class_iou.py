@@ -122,17 +122,9 @@ def class_rows(points: Path, protected: dict[str, tuple[str, ...]], n_boot: int 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     """class_iou.csv: one row per (point, class or group), columns :data:`COLUMNS`."""
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _fmt(row.get(k)) for k in COLUMNS})
+    from semcomm.runner.summary import write_rows
 
-
-def _fmt(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return f"{value:.6g}" if isinstance(value, float) else value
+    write_rows(rows, path, list(COLUMNS))
 
 
 def read_csv(path: Path) -> list[dict[str, Any]]:

@@ -287,7 +287,11 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     extra = [f"{m}{s}" for m in SPHERE_METRICS for s in ("", "_lo", "_hi")
              if any(m in row for row in rows)]
     extra += sorted({k for row in rows for k in row if k.startswith("x_")})
-    columns = COLUMNS + extra
+    write_rows(rows, path, COLUMNS + extra)
+
+
+def write_rows(rows: list[dict[str, Any]], path: Path, columns: list[str]) -> None:
+    """A CSV of ``columns`` (floats to 6 significant digits; None and NaN empty)."""
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()

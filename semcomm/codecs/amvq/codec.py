@@ -60,7 +60,13 @@ from semcomm.bitstream import (
 from semcomm.codecs.amvq.activation import check_tau, unquantized_mask
 from semcomm.codecs.amvq.model import AMVQ, ScaleAnalysis
 from semcomm.codecs.amvq.modelfile import load_model
-from semcomm.codecs.base import Payload, RatePoint, ReceivedPayload, Reconstruction
+from semcomm.codecs.base import (
+    Payload,
+    RatePoint,
+    ReceivedPayload,
+    Reconstruction,
+    decode_in_batches,
+)
 from semcomm.codecs.layers import channels_last
 
 # One implementation each: histogram -> smoothed prior is SQ-GAN's.
@@ -397,29 +403,17 @@ class AMVQCodec:
         decoder together (one batch per size); never raises. For a GPU; the results
         agree with per-image ``decode`` to float rounding (a CPU run, bit-exact whatever
         its chunking, decodes one image at a time)."""
-        out: list[Reconstruction | None] = [None] * len(received)
-        groups: dict[tuple[int, ...], list[tuple[int, _Grids]]] = {}
-        for j, r in enumerate(received):
-            try:
-                prep = self._prepare(r)
-            except Exception as err:  # noqa: BLE001 - the contract: a result, never a raise
-                prep = AMVQReceived(Reconstruction.failed(r.shape, f"{type(err).__name__}: "
-                                                                   f"{err}"))
-            if isinstance(prep, AMVQReceived):
-                out[j] = prep.reconstruction
-            else:
-                groups.setdefault(tuple(r.shape), []).append((j, prep))
-        for group in groups.values():
-            try:
-                x_hat = self.model.decode([torch.cat(zs) for zs in zip(
-                    *(prep.z_hat for _, prep in group), strict=True)])
-                for b, (j, prep) in enumerate(group):
-                    out[j] = self._finish(prep, x_hat[b:b + 1]).reconstruction
-            except Exception:  # noqa: BLE001 - one bad batch: decode its images alone
-                for j, _ in group:
-                    out[j] = self.decode(received[j])
-        assert all(r is not None for r in out)
-        return out  # type: ignore[return-value]
+        def prepare(r: ReceivedPayload) -> Reconstruction | _Grids:
+            prep = self._prepare(r)
+            return prep.reconstruction if isinstance(prep, AMVQReceived) else prep
+
+        def run(preps: list[_Grids]) -> list[Reconstruction]:
+            x_hat = self.model.decode([torch.cat(zs) for zs in zip(
+                *(prep.z_hat for prep in preps), strict=True)])
+            return [self._finish(prep, x_hat[b:b + 1]).reconstruction
+                    for b, prep in enumerate(preps)]
+
+        return decode_in_batches(received, prepare, run, self.decode)
 
     def _decode(self, received: ReceivedPayload) -> AMVQReceived:
         prep = self._prepare(received)

@@ -54,7 +54,13 @@ from semcomm.bitstream import (
     encode_payload,
 )
 from semcomm.codecs import class_priority
-from semcomm.codecs.base import Payload, RatePoint, ReceivedPayload, Reconstruction
+from semcomm.codecs.base import (
+    Payload,
+    RatePoint,
+    ReceivedPayload,
+    Reconstruction,
+    decode_in_batches,
+)
 from semcomm.codecs.layers import channels_last
 from semcomm.codecs.learned.priors import prior_from_counts
 from semcomm.codecs.registry import register_codec
@@ -506,28 +512,16 @@ class SQGANCodec:
         ``SQGAN.decode_tokens``: a few uint8 pixels may differ by 1), so a CPU run, which
         must be bit-exact whatever its chunking, decodes one image at a time.
         """
-        out: list[Reconstruction | None] = [None] * len(received)
-        groups: dict[tuple[int, int], list[tuple[int, _Ready]]] = {}
-        for j, r in enumerate(received):
-            try:
-                prep = self._prepare(r)
-            except Exception as err:  # noqa: BLE001 - the contract: a result, never a raise
-                prep = SQGANReceived(Reconstruction.failed(r.shape, f"{type(err).__name__}: "
-                                                                    f"{err}"))
-            if isinstance(prep, SQGANReceived):
-                out[j] = prep.reconstruction
-            else:
-                groups.setdefault(tuple(r.shape), []).append((j, prep))  # type: ignore[arg-type]
-        for group in groups.values():
-            try:
-                batch = self._run([prep for _, prep in group])
-                for b, (j, prep) in enumerate(group):
-                    out[j] = self._finish(prep, batch, b).reconstruction
-            except Exception:  # noqa: BLE001 - one bad batch: decode its images alone
-                for j, _ in group:
-                    out[j] = self.decode(received[j])
-        assert all(r is not None for r in out)
-        return out  # type: ignore[return-value]
+        def prepare(r: ReceivedPayload) -> Reconstruction | _Ready:
+            prep = self._prepare(r)
+            return prep.reconstruction if isinstance(prep, SQGANReceived) else prep
+
+        def run(preps: list[_Ready]) -> list[Reconstruction]:
+            batch = self._run(preps)
+            return [self._finish(prep, batch, b).reconstruction
+                    for b, prep in enumerate(preps)]
+
+        return decode_in_batches(received, prepare, run, self.decode)
 
     def _decode(self, received: ReceivedPayload) -> SQGANReceived:
         prep = self._prepare(received)

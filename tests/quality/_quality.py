@@ -126,6 +126,23 @@ def psnr_of(lines: list[dict[str, Any]]) -> Measured:
     return sample_mean(np.array([ln["psnr"] for ln in lines]))
 
 
+def assert_documented(lines: list[dict[str, Any]], what: str, doc_miou: float,
+                      doc_psnr: float, n_doc: int) -> None:
+    """The mIoU (judge) and the PSNR of ``lines`` both within their bands of the doc row."""
+    m, p = miou_of(lines), psnr_of(lines)
+    assert m.agrees(doc_miou, n_doc), m.message(f"{what} mIoU (judge)", doc_miou, n_doc)
+    assert p.agrees(doc_psnr, n_doc), p.message(f"{what} PSNR", doc_psnr, n_doc)
+
+
+def assert_outside(lines: list[dict[str, Any]], doc_miou: float, doc_psnr: float,
+                   n_doc: int) -> None:
+    """A damaged checkpoint's ``lines``: outside the mIoU band or the PSNR band."""
+    m, p = miou_of(lines), psnr_of(lines)
+    assert not (m.agrees(doc_miou, n_doc) and p.agrees(doc_psnr, n_doc)), \
+        m.message("perturbed mIoU", doc_miou, n_doc) + "; " + \
+        p.message("PSNR", doc_psnr, n_doc)
+
+
 def perturbed_checkpoint(src: Path, dst: Path, scale: float, seed: int = 0) -> Path:
     """Copy of a weights-only checkpoint with every float tensor of >= 2 dims (conv and
     linear weights, codebooks) multiplied by ``1 + scale * N(0, 1)`` elementwise."""

@@ -14,7 +14,12 @@ from pathlib import Path
 
 from semcomm.codecs.amvq.codec import DEFAULT_CHECKPOINT
 
-from ._quality import miou_of, perturbed_checkpoint, psnr_of, run_error_free
+from ._quality import (
+    assert_documented,
+    assert_outside,
+    perturbed_checkpoint,
+    run_error_free,
+)
 
 CHECKPOINT = DEFAULT_CHECKPOINT.with_name("amvq_fast.pt")
 DOC_MIOU, DOC_PSNR, DOC_IMAGES = 0.467, 21.29, 200
@@ -27,16 +32,10 @@ def _lines(tmp: Path, checkpoint: Path = CHECKPOINT) -> list[dict]:
 
 def test_amvq_fast_matches_its_documented_table(tmp_path: Path):
     lines = _lines(tmp_path)
-    m, p = miou_of(lines), psnr_of(lines)
-    assert m.agrees(DOC_MIOU, DOC_IMAGES), m.message("AM-VQ fast mIoU (judge)", DOC_MIOU,
-                                                     DOC_IMAGES)
-    assert p.agrees(DOC_PSNR, DOC_IMAGES), p.message("AM-VQ fast PSNR", DOC_PSNR, DOC_IMAGES)
+    assert_documented(lines, "AM-VQ fast", DOC_MIOU, DOC_PSNR, DOC_IMAGES)
 
 
 def test_a_perturbed_amvq_fast_fails_the_band(tmp_path: Path):
     """20 % multiplicative weight noise: outside the mIoU or the PSNR band."""
     lines = _lines(tmp_path, perturbed_checkpoint(CHECKPOINT, tmp_path / "bad.pt", 0.2))
-    m, p = miou_of(lines), psnr_of(lines)
-    assert not (m.agrees(DOC_MIOU, DOC_IMAGES) and p.agrees(DOC_PSNR, DOC_IMAGES)), \
-        m.message("perturbed mIoU", DOC_MIOU, DOC_IMAGES) + "; " + \
-        p.message("PSNR", DOC_PSNR, DOC_IMAGES)
+    assert_outside(lines, DOC_MIOU, DOC_PSNR, DOC_IMAGES)

@@ -12,7 +12,12 @@ from pathlib import Path
 
 from semcomm.codecs.isc.codec import DEFAULT_CHECKPOINT
 
-from ._quality import miou_of, perturbed_checkpoint, psnr_of, run_error_free
+from ._quality import (
+    assert_documented,
+    assert_outside,
+    perturbed_checkpoint,
+    run_error_free,
+)
 
 DOC_MIOU, DOC_PSNR, DOC_IMAGES = 0.478, 19.08, 200
 
@@ -23,15 +28,10 @@ def _lines(tmp: Path, checkpoint: Path = DEFAULT_CHECKPOINT) -> list[dict]:
 
 def test_isc_base_layer_matches_its_documented_table(tmp_path: Path):
     lines = _lines(tmp_path)
-    m, p = miou_of(lines), psnr_of(lines)
-    assert m.agrees(DOC_MIOU, DOC_IMAGES), m.message("ISC k=0 mIoU (judge)", DOC_MIOU, DOC_IMAGES)
-    assert p.agrees(DOC_PSNR, DOC_IMAGES), p.message("ISC k=0 PSNR", DOC_PSNR, DOC_IMAGES)
+    assert_documented(lines, "ISC k=0", DOC_MIOU, DOC_PSNR, DOC_IMAGES)
 
 
 def test_a_perturbed_isc_fails_the_band(tmp_path: Path):
     """20 % multiplicative weight noise: outside the mIoU or the PSNR band."""
     lines = _lines(tmp_path, perturbed_checkpoint(DEFAULT_CHECKPOINT, tmp_path / "bad.pt", 0.2))
-    m, p = miou_of(lines), psnr_of(lines)
-    assert not (m.agrees(DOC_MIOU, DOC_IMAGES) and p.agrees(DOC_PSNR, DOC_IMAGES)), \
-        m.message("perturbed mIoU", DOC_MIOU, DOC_IMAGES) + "; " + \
-        p.message("PSNR", DOC_PSNR, DOC_IMAGES)
+    assert_outside(lines, DOC_MIOU, DOC_PSNR, DOC_IMAGES)

@@ -26,19 +26,10 @@ from semcomm.cli import main as cli_main
 from semcomm.runner.config import ConfigError, load_experiment, to_yaml
 from semcomm.runner.run import SetupError, load_run_config, run_experiment
 
+from .test_scale import TINY  # the same two-codec, four-SNR experiment
+
 ROOT = Path(__file__).parents[2]
 
-TINY = """
-name: tiny
-dataset: {count: 2, size: [64, 128]}
-codecs:
-  - {name: jpeg, bpp: [1.0]}
-  - {name: webp, bpp: [1.0]}
-links: [{modulation: qpsk, code_rate: 0.5, channel: awgn}]
-snr: {esno_db: [-6, 0, 1, 6]}
-failure: {policy: mean, mean_images: 2}
-metrics: {bootstrap: 50}
-"""
 RAY = "executor: {kind: ray}\n"
 
 

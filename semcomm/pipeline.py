@@ -266,15 +266,7 @@ class Receiver:
     def receive(self, data: bytes, shape: tuple[int, int],
                 lost: tuple[tuple[int, int], ...] = ()) -> Received:
         """Bytes after the link (+ CRC-lost byte ranges) -> Received."""
-        if shape != self.fallback.shape[:2]:
-            raise ValueError(f"payload shape {shape} != fallback image shape "
-                             f"{self.fallback.shape[:2]}")
-        if lost and self.policy != "conceal" and not conceals_losses(self.codec):
-            return self._failed(f"CRC-detected loss of {len(lost)} byte range(s)")
-        received = ReceivedPayload(data=data, shape=shape, lost=tuple(lost))
-        rec: Reconstruction = (self.codec.decode(received) if self.cache is None
-                               else self.cache.decode(self.cache_key, self.codec, received))
-        return self._received(rec, received.lost)
+        return self.receive_batch([(data, shape, lost)])[0]  # one payload: codec.decode
 
     def receive_batch(self, items: Sequence[tuple[bytes, tuple[int, int],
                                                   tuple[tuple[int, int], ...]]]

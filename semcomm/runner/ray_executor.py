@@ -276,9 +276,8 @@ class RayPool:
         import ray
         from ray.exceptions import RayError, RayTaskError
 
-        full = sweep._done_lines(self.ctx, store)
-        queue = [(pt, sweep._point_done(pt, store, full)) for pt in plan_points(self.ctx)]
-        queue.reverse()  # pop() from the end: plan order
+        queue = sweep.point_jobs(self.ctx, store, longest_first=True)
+        queue.reverse()  # pop() from the end: the longest first
         pending: dict[Any, tuple[int, Point | None]] = {
             ref: (slot, None) for ref, slot in self.building.items()}
         for slot in range(self.size):  # built actors (by encode()) start at once

@@ -1034,24 +1034,31 @@ def _point_task(state: tuple[Context, Encoder],
     return [line for chunk in run_point(ctx, enc, pt, done) for line in chunk]
 
 
+def point_jobs(ctx: Context, store: PointStore, longest_first: bool
+               ) -> list[tuple[Point, dict[tuple[int, int], dict[str, Any]]]]:
+    """Every point of the plan with what ``store`` already holds of it (a task of
+    :func:`_point_task`), in plan order; ``longest_first`` (for workers): the points of
+    codecs that conceal losses first (their concealed decodes are never cached), so that
+    no long point is left for the tail, each group in plan order."""
+    full = _done_lines(ctx, store)
+    jobs = [(pt, _point_done(pt, store, full)) for pt in plan_points(ctx)]
+    if longest_first:
+        jobs.sort(key=lambda job: not conceals_losses(ctx.codecs[job[0].codec]))
+    return jobs
+
+
 def phase_two(ctx: Context, enc: Encoder, store: PointStore, bar: tqdm, workers: int) -> None:
     """Run every point (serially, or one point per task on worker processes: forked
     from this one when :func:`semcomm.runner.pool.fork_ok`, else spawned)."""
     from semcomm.runner.pool import fork_map, fork_ok
 
-    points = plan_points(ctx)
-    full = _done_lines(ctx, store)
-    jobs = [(pt, _point_done(pt, store, full)) for pt in points]
+    jobs = point_jobs(ctx, store, longest_first=workers > 1)
     if workers <= 1 or len(jobs) <= 1:
         for pt, done in jobs:
             for lines in run_point(ctx, enc, pt, done):
                 store.append(lines)
             bar.update(1)
         return
-    # The longest first, so that no long point is left for the tail: the points of
-    # codecs that conceal losses (their concealed decodes are never cached), then the
-    # rest, each in plan order.
-    jobs.sort(key=lambda job: not conceals_losses(ctx.codecs[job[0].codec]))
     if fork_ok(ctx.device)[0]:
         for lines in fork_map(_point_task, jobs, (ctx, enc), workers, ordered=False,
                               device=ctx.device):

@@ -155,11 +155,12 @@ class Trainer(GANTrainer[AMVQConfig, AMVQ, AMVQLoss]):
     def discriminator_loss(self, batch: tuple[torch.Tensor, ...], out: Any) -> LossResult:
         return self.loss.discriminator(batch[0], out)
 
-    def init_from(self, path: str | Path, prefix: str | None = None) -> None:
+    def init_from(self, path: str | Path, prefix: str | None = None,
+                  exclude: Sequence[str] = ()) -> None:
         """The shared ``--init``, remembering the source file and its steps for the
         exported file's metadata (``init``, ``init_steps``: a fine-tune or re-export
         says what it started from)."""
-        super().init_from(path, prefix)
+        super().init_from(path, prefix, exclude)
         ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
         meta = ckpt.get("meta", {})
         self.init_meta = {"init": Path(path).name,

@@ -34,6 +34,9 @@ def configure(parser: argparse.ArgumentParser, name: str, table_images: int = 10
     add("--config", default=f"configs/{name}_compact.yaml", help="YAML config")
     add("--out", default=f"results/train/{name}", help="run folder")
     add("--init", default=None, help="model.pt (or last.pt) to start from")
+    add("--init-except", action="append", default=[], metavar="PREFIX",
+        help="with --init: keep the fresh weights under this prefix, e.g. quantizers "
+        "for a resized codebook (repeatable; the model configs may then differ)")
     add("--steps", type=int, default=None, help="override train.steps")
     add("--batch-size", type=int, default=None, help="override train.batch_size")
     add("--lr", type=float, default=None, help="override train.lr")
@@ -148,7 +151,7 @@ def run_single(args: argparse.Namespace, trainer_class: Any, load: Callable[[str
                                   args.lpips_vgg, args.lpips_lin)
     trainer = trainer_class(cfg, dataset, args.seed, device, perceptual, options_of(args))
     if args.init is not None:
-        trainer.init_from(args.init)
+        trainer.init_from(args.init, exclude=args.init_except)
     path = finish(trainer, args, Path(args.out))
     print(f"{trainer.name}: {trainer.step} steps, perceptual={cfg.train.perceptual}; model "
           f"written to {path} (copy it to semcomm/assets/{trainer.name}.pt to ship it)")

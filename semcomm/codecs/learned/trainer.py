@@ -30,7 +30,7 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -504,19 +504,32 @@ class GANTrainer(LoopTrainer, Generic[CfgT, ModelT, LossT]):
                 self.ema = WeightEMA(self.generator_parameters(), self.cfg.train.ema_decay)
         self.step = int(ckpt["step"])
 
-    def init_from(self, path: str | Path, prefix: str | None = None) -> None:
+    def init_from(self, path: str | Path, prefix: str | None = None,
+                  exclude: Sequence[str] = ()) -> None:
         """Load model weights from a ``model.pt`` or a ``last.pt``: all of them, or only
-        those whose names start with ``prefix + "."`` (fine-tuning, next stage)."""
+        those whose names start with ``prefix + "."`` (fine-tuning, next stage), less
+        those under the ``exclude`` prefixes (they keep their fresh initialisation, e.g.
+        a resized codebook). With ``exclude`` the model configs may differ, but every
+        loaded tensor must have the shape this model gives it (ValueError naming it)."""
         ckpt = torch.load(Path(path), map_location=self.device, weights_only=True)
         state = ckpt.get("state_dict", ckpt.get("model"))
         if ckpt.get("format") not in (self.model_format, self.train_format) or state is None:
             raise ValueError(f"{path}: neither {self.label} model.pt nor a training "
                              "checkpoint")
-        if self.model_config(ckpt["config"]["model"], str(path)) != self.cfg.model:
+        if not exclude and self.model_config(ckpt["config"]["model"], str(path)) \
+                != self.cfg.model:
             raise ValueError(f"{path}: its model config differs from the current config")
+        ours = self.model.state_dict()
         if prefix is not None:
-            ours = self.model.state_dict()
             state = {**ours, **{k: v for k, v in state.items() if k.startswith(prefix + ".")}}
+        if exclude:
+            skip = tuple(p.rstrip(".") + "." for p in exclude)
+            state = {k: (ours[k] if k.startswith(skip) else v) for k, v in state.items()}
+            bad = [k for k, v in state.items() if k in ours and v.shape != ours[k].shape]
+            if bad:
+                raise ValueError(f"{path}: {bad[0]} has shape {tuple(state[bad[0]].shape)}, "
+                                 f"this model {tuple(ours[bad[0]].shape)}; add its prefix "
+                                 "to --init-except")
         self.model.load_state_dict(state)
         if self.ema is not None:
             self.ema = WeightEMA(self.generator_parameters(), self.cfg.train.ema_decay)

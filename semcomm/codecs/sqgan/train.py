@@ -191,12 +191,14 @@ class Trainer(GANTrainer[SQGANConfig, SQGAN, SQGANLoss]):
         x, _, onehot = batch
         return self.loss.discriminator(x, onehot, out)
 
-    def init_from(self, path: str | Path, branch: str | None = None) -> None:
+    def init_from(self, path: str | Path, branch: str | None = None,
+                  exclude: Sequence[str] = ()) -> None:
         """Load model weights from a ``model.pt`` or a ``last.pt``: both branches, or
-        only ``branch`` ("semantic" | "image"; e.g. G_s from a longer ``ssm`` run)."""
+        only ``branch`` ("semantic" | "image"; e.g. G_s from a longer ``ssm`` run), less
+        the ``exclude`` prefixes (``GANTrainer.init_from``)."""
         if branch not in (None, "semantic", "image"):
             raise ValueError(f"branch {branch!r} not in (None, 'semantic', 'image')")
-        super().init_from(path, prefix=branch)
+        super().init_from(path, prefix=branch, exclude=exclude)
 
     def export(self, path: Path, table_images: int) -> Path:
         counts = collect_index_counts(self.model, self.dataset, self.cfg.train.mask_fractions,
@@ -262,7 +264,7 @@ def run(args: argparse.Namespace) -> int:
     trainer = Trainer(cfg, args.stage, dataset, args.seed, device, perceptual,
                       cli.options_of(args))
     if args.init is not None:
-        trainer.init_from(args.init)
+        trainer.init_from(args.init, exclude=args.init_except)
     if args.semantic_from is not None:
         trainer.init_from(args.semantic_from, branch="semantic")
     path = cli.finish(trainer, args, Path(args.out) / args.stage)

@@ -88,6 +88,32 @@ def test_freeze_encoder_trains_only_the_decoder_from_a_grad_cam_file(
         Trainer(config_from_dict(d), samples).init_from(path)
 
 
+def test_init_except_keeps_fresh_weights_under_a_prefix(tmp_path: Path,
+                                                        samples: list[Sample]) -> None:
+    """``--init-except quantizers``: a coarser codebook starts from a file's encoder and
+    decoder; the codebooks keep their fresh initialisation. A tensor outside the
+    excluded prefixes whose shape differs is refused, naming it."""
+    path = Trainer(tiny_config(steps=1), samples).fit(tmp_path / "run", progress=False,
+                                                       table_images=2)
+    source = torch.load(path, weights_only=True)["state_dict"]
+    d = tiny_dict()
+    d["model"]["codebook_size"] = 8
+    with pytest.raises(ValueError, match="model config differs"):
+        Trainer(config_from_dict(d), samples).init_from(path)
+    trainer = Trainer(config_from_dict(d), samples)
+    fresh = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.init_from(path, exclude=["quantizers"])
+    state = trainer.model.state_dict()
+    assert all(torch.equal(state[k], fresh[k]) for k in state if k.startswith("quantizers."))
+    loaded = [k for k in state if k.startswith(("encoder.", "decoder."))]
+    assert loaded and all(torch.equal(state[k], source[k]) for k in loaded)
+    assert state["quantizers.0.codebook"].shape[0] == 8
+    assert math.isfinite(trainer.train_step().logs["l1"])
+    d["model"]["code_dim"] = 8  # the encoder's output layer changes shape too
+    with pytest.raises(ValueError, match=r"encoder\..* has shape .*add its prefix"):
+        Trainer(config_from_dict(d), samples).init_from(path, exclude=["quantizers"])
+
+
 def test_resume_continues_exactly(tmp_path: Path, samples: list[Sample]) -> None:
     cfg = tiny_config()
     straight = Trainer(cfg, samples, seed=3)

@@ -231,14 +231,23 @@ def stop_reason(lines: list[dict[str, Any]], stopping: Any, n_boot: int = 1000,
                     [r.get(metric) for r in rows], n_boot, confidence, seed)
         if "bler" in stopping.ci_half_width and rows[0].get("blocks") is not None:
             stats_row.update(_link(rows, confidence))
-        halves = [(stats_row.get(f"{m}_hi", math.nan) - stats_row.get(f"{m}_lo", math.nan)) / 2
-                  for m in stopping.ci_half_width]
+        halves = [_half_width(stats_row, m) for m in stopping.ci_half_width]
         if all(h <= width for h, width in zip(halves, stopping.ci_half_width.values(),
                                                strict=True)):
             return "ci_half_width"
     if stopping.max_realizations is not None and len(lines) >= stopping.max_realizations:
         return "max_realizations"
     return None
+
+
+def _half_width(stats_row: dict[str, Any], metric: str) -> float:
+    """Half width of ``metric``'s interval in ``stats_row`` for the stopping rule; inf
+    for a zero-width bootstrap interval (``bler`` aside, whose Wilson interval stays
+    honest): resampling draws that are all alike (e.g. the first images of a deep fade
+    all lost, each replaced by the same failure-policy image) gives zero width but says
+    nothing about the spread, so such a point does not stop on the interval."""
+    width = stats_row.get(f"{metric}_hi", math.nan) - stats_row.get(f"{metric}_lo", math.nan)
+    return math.inf if metric != "bler" and width <= 0 else width / 2
 
 
 def _row(key: tuple[Any, ...], lines: list[dict[str, Any]], max_images: int, n_boot: int,

@@ -1,0 +1,48 @@
+"""The stopping rule's interval guard (semcomm.runner.summary.stop_reason): a zero-width
+bootstrap interval of draws that are all alike does not stop a point; the same widths
+from draws that differ do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from semcomm.runner.config import StoppingConfig
+from semcomm.runner.summary import stop_reason
+
+
+def _line(image: int, inter: list[float], union: list[float], psnr: float) -> dict[str, Any]:
+    return {"kind": "link", "image": image, "realization": 0, "inter": inter, "union": union,
+            "correct": sum(inter), "labelled": sum(union), "psnr": psnr,
+            "block_errors": 1}
+
+
+def test_identical_draws_do_not_stop_on_a_zero_width_interval() -> None:
+    rule = StoppingConfig(ci_half_width={"miou": 0.03}, min_images=4)
+    same = [_line(i, [10.0, 5.0], [40.0, 50.0], 12.0) for i in range(6)]
+    assert stop_reason(same, rule) is None
+    psnr_rule = StoppingConfig(ci_half_width={"psnr": 0.5}, min_images=4)
+    assert stop_reason(same, psnr_rule) is None
+
+
+def test_draws_that_differ_stop_once_the_interval_is_tight() -> None:
+    rng = np.random.default_rng(0)
+    lines = [_line(i, [float(40 + rng.integers(0, 3)), 20.0], [50.0, 50.0],
+                   20.0 + float(rng.normal(0, 0.1))) for i in range(8)]
+    assert stop_reason(lines, StoppingConfig(ci_half_width={"miou": 0.03},
+                                             min_images=4)) == "ci_half_width"
+    assert stop_reason(lines, StoppingConfig(ci_half_width={"psnr": 0.5},
+                                             min_images=4)) == "ci_half_width"
+    # and a width asked tighter than the draws allow does not stop
+    assert stop_reason(lines, StoppingConfig(ci_half_width={"miou": 1e-4},
+                                             min_images=4)) is None
+
+
+def test_bler_keeps_its_wilson_interval() -> None:
+    lines = [{**_line(i, [10.0], [40.0], 12.0), "blocks": 100, "block_errors": 0,
+              "bits": 80_000, "bit_errors": 0, "undetected": 0, "channel_uses": 1e4,
+              "pixels": 32768} for i in range(8)]
+    # 800 blocks, none in error: the Wilson interval [0, ~0.005] is tight, not zero
+    assert stop_reason(lines, StoppingConfig(ci_half_width={"bler": 0.01},
+                                             min_images=4)) == "ci_half_width"

@@ -354,7 +354,7 @@ def all_plots(run_dir: Path, rows: list[dict[str, Any]], snr_label: str,
     ``judge``: the network that scored mIoU, named on its axis ("mIoU (judge on x_hat)")
     unless ``cfg.labels`` sets the label.
     """
-    from semcomm.runner.pool import fork_map, fork_ok
+    from semcomm.runner.pool import can_split, fork_map
 
     cfg = cfg or PlotsConfig()
     if "miou" not in cfg.labels:
@@ -369,7 +369,7 @@ def all_plots(run_dir: Path, rows: list[dict[str, Any]], snr_label: str,
         figures.append(("class_iou", None))
     if adaptation is not None:  # the link-adaptation envelopes (adaptation.py)
         figures.append(("adaptation", None))
-    split = workers > 1 and fork_ok()[0]
+    split = workers > 1 and can_split()
     formats: list[str | None] = list(cfg.formats) if split else [None]  # None: all at once
     jobs = [(kind, what, fmt) for kind, what in figures for fmt in formats]
     jobs.sort(key=lambda job: job[0] != "gallery")  # stable: the slowest first
@@ -382,7 +382,14 @@ def all_plots(run_dir: Path, rows: list[dict[str, Any]], snr_label: str,
 
 def _figure(state: tuple[Any, ...], job: tuple[str, Any, str | None]) -> list[Path]:
     """One figure of :func:`all_plots` (``job``: its kind, metric or link, and format;
-    None: every format of the config)."""
+    None: every format of the config), in the config's style (also where the style
+    context of :func:`all_plots` is not inherited: a Ray actor)."""
+    cfg = state[4]
+    with plt.style.context(cfg.style):
+        return _draw(state, job)
+
+
+def _draw(state: tuple[Any, ...], job: tuple[str, Any, str | None]) -> list[Path]:
     run_dir, rows, snr_label, snrs, cfg, out, links, styles, adapted, judge = state
     kind, what, fmt = job
     if fmt is not None:  # one file of the figure (formats are validated already)

@@ -29,6 +29,7 @@ the shared heap page by page.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing
 import os
@@ -43,6 +44,11 @@ R = TypeVar("R")
 _STATE: Any = None
 #: True in a worker process (set by :func:`worker_start`).
 _IN_WORKER = False
+#: Where :func:`fork_map` sends its tasks when this process may not fork but has
+#: workers of its own (a Ray run's actors, :func:`remote_workers`): ``(fn, items,
+#: state, ordered) -> results``.
+_REMOTE: Callable[[Callable[[Any, Any], Any], Sequence[Any], Any, bool], Iterator[Any]] \
+    | None = None
 
 
 def os_threads() -> int:
@@ -68,6 +74,25 @@ def fork_ok(device: str = "cpu") -> tuple[bool, str]:
     if threads != 1:
         return False, f"the parent runs {threads} threads"
     return True, ""
+
+
+@contextlib.contextmanager
+def remote_workers(mapper: Callable[[Callable[[Any, Any], Any], Sequence[Any], Any, bool],
+                                    Iterator[Any]]) -> Iterator[None]:
+    """Within this block :func:`fork_map` runs its tasks through ``mapper`` where it
+    could not fork (a Ray driver: Ray's threads forbid a fork, its actors are idle)."""
+    global _REMOTE
+    _REMOTE = mapper
+    try:
+        yield
+    finally:
+        _REMOTE = None
+
+
+def can_split(device: str = "cpu") -> bool:
+    """True when :func:`fork_map` would run tasks on other processes (forked ones, or the
+    workers of :func:`remote_workers`), so splitting work into tasks pays."""
+    return fork_ok(device)[0] or _REMOTE is not None
 
 
 def in_worker() -> bool:
@@ -105,6 +130,9 @@ def fork_map(fn: Callable[[Any, T], R], items: Sequence[T], state: Any, workers:
     order.
     """
     workers = min(workers, len(items))
+    if workers > 1 and not _IN_WORKER and _REMOTE is not None and not fork_ok(device)[0]:
+        yield from _REMOTE(fn, items, state, ordered)
+        return
     if workers <= 1 or _IN_WORKER or not fork_ok(device)[0]:  # (a worker forks no more)
         yield from (fn(state, item) for item in items)
         return

@@ -1,17 +1,21 @@
-"""Phase 2 of a sweep on Ray (``executor: {kind: ray}``): one actor per CPU, on this host
-or on a cluster.
+"""A sweep on Ray (``executor: {kind: ray}``): one actor per CPU, on this host or on a
+cluster.
 
 ::
 
     driver (semcomm run)                         Ray actors (num_cpus of them, 1 CPU each)
     connect: local Ray (address: null) or
              a cluster (auto | <host>:<port>)
-    start actors, build (config, run folder,
-      fallback, code fingerprint) ────────────► same code? run folder visible? then
-                                                 the point context, ONCE per actor
-    phase 1 on the driver (encode, payloads/)    (built while the driver encodes)
-    queue of points ──── one point per idle actor ──► run_point ─► lines
+    start the actors (config, code
+      fingerprint) ───────────────────────────► same code? then the context (models,
+    build its own context (validation,           dataset, links), ONCE per actor,
+      fallback image), make the run folder         while the driver builds its own
+    attach (run folder, fallback) ────────────► run folder visible?
+    phase 1: one image per idle actor ────────► encode, error-free decodes ─► lines and
+    lines in image order ◄─────────────────────  cache entries (shared with every actor)
+    phase 2: one point per idle actor ────────► run_point ─► lines
     points.jsonl ◄──── lines, in completion order ◄┘
+    summary rows and figures ─────────────────► one row / one file per task
     a point that raises: failures.jsonl + a warning; the sweep goes on (--resume reruns it)
 
 Results are bit-for-bit those of the serial and process executors: every transmission
@@ -28,6 +32,7 @@ a worker whose code fingerprint differs from the driver's is refused).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -35,7 +40,7 @@ import os
 import socket
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -125,26 +130,42 @@ def connect(cfg: Any, actors: int | None) -> bool:
 
 class SweepWorker:
     """One Ray actor (``ray.remote`` is applied by :class:`RayPool`): a worker process
-    that builds its point context once (:meth:`build`), then runs points."""
+    that builds its point context once (:meth:`prepare` while the driver builds its
+    own, then :meth:`attach` to the run folder), then runs images, points and the
+    driver's summary and figure tasks."""
 
     def __init__(self, point_fn: Callable[..., list[dict]]) -> None:
         self.point_fn = point_fn
+        self.ctx: Any = None
+        self.state: tuple[Any, Any] = (None, None)  # (ref id, value) of a task state
 
-    def build(self, config: dict[str, Any], run_dir: str, fallback: Any,
-              images: list[int], config_sha: str, fingerprint: str) -> None:
-        """The context of ``sweep._worker_init``, after checking that this worker runs
-        the driver's code and sees its run folder (a shared filesystem on a cluster)."""
+    def prepare(self, config: dict[str, Any], fingerprint: str) -> None:
+        """The context of ``config`` (models, dataset, links), after checking that this
+        worker runs the driver's code."""
         host, mine = socket.gethostname(), code_fingerprint()
         if mine != fingerprint:
             raise RuntimeError(f"the semcomm code on Ray node {host!r} ({_ROOT}) differs "
                                f"from the driver's (fingerprint {mine[:12]} != "
                                f"{fingerprint[:12]}): install the same checkout on every node")
-        path = Path(run_dir) / "config.yaml"
+        self.ctx = sweep.worker_context(config)
+
+    def attach(self, run_dir: str, fallback: Any, images: list[int], config_sha: str) -> None:
+        """The run this worker measures, after checking that it sees the run folder (a
+        shared filesystem on a cluster)."""
+        host, path = socket.gethostname(), Path(run_dir) / "config.yaml"
         if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != config_sha:
             raise RuntimeError(f"run folder {run_dir!r} is not visible on Ray node "
                                f"{host!r}: put --out on a filesystem that "
                                "every node mounts at the same path")
-        sweep._worker_init(config, run_dir, fallback, images)
+        if self.ctx is None:
+            raise RuntimeError("the worker's context was not built (its prepare failed)")
+        sweep.worker_attach(self.ctx, run_dir, fallback, images)
+
+    def build(self, config: dict[str, Any], run_dir: str, fallback: Any,
+              images: list[int], config_sha: str, fingerprint: str) -> None:
+        """:meth:`prepare` and :meth:`attach` (an actor started mid-run)."""
+        self.prepare(config, fingerprint)
+        self.attach(run_dir, fallback, images, config_sha)
 
     def point(self, job: tuple[Point, dict[tuple[int, int], dict[str, Any]]]
               ) -> list[dict]:
@@ -158,44 +179,63 @@ class SweepWorker:
         """The other actors' phase-1 cache entries (error-free decodes, segmentations)."""
         sweep._worker_merge(deltas)
 
+    def warm(self) -> None:
+        """Import what the summary and figure tasks use (an actor with no point left)."""
+        import semcomm.runner.plots  # noqa: F401
+        import semcomm.runner.summary  # noqa: F401
+
+    def call(self, fn: Callable[[Any, Any], Any], state: list[Any], item: Any) -> Any:
+        """``fn(state, item)``: one task of the driver's ``pool.fork_map`` (summary rows,
+        figures). ``state`` is ``[ref]``, fetched once per state, not per task."""
+        import ray
+
+        (ref,) = state
+        if self.state[0] != ref.hex():
+            self.state = (ref.hex(), ray.get(ref))
+        return fn(self.state[1], item)
+
 
 class RayPool:
-    """The actors of one run (on a Ray that :func:`connect` reached). ``RayPool(ctx,
-    actors, started)`` starts the actors (their contexts are built while the driver runs
-    phase 1); :meth:`run` runs phase 2; :meth:`close` ends the actors (and the Ray
-    connection the run started)."""
+    """The actors of one run (on a Ray that :func:`connect` reached).
 
-    def __init__(self, ctx: Context, actors: int | None, started: bool) -> None:
-        """``started``: this run started the Ray connection (:func:`connect`), and
+    ``RayPool(exp, device, actors, started)`` starts the actors, which build their
+    contexts while the driver builds its own; :meth:`attach` gives them the run folder;
+    :meth:`encode` runs phase 1 and :meth:`run` phase 2 on them; within
+    :meth:`tasks`, the driver's summary rows and figures go to them too; :meth:`close`
+    ends the actors (and the Ray connection the run started)."""
+
+    def __init__(self, exp: Any, device: str, actors: int | None, started: bool) -> None:
+        """``exp``: the experiment as the Context gets it (adaptation expanded);
+        ``started``: this run started the Ray connection (:func:`connect`), and
         :meth:`close` ends it."""
         import ray
 
-        cfg = ctx.exp.executor
-        self.ctx, self.started = ctx, started
+        cfg = exp.executor
+        self.started, self.cfg = started, cfg
+        self.ctx: Context | None = None
         self.failed: list[Point] = []
         self.actors: list[Any] = []
         try:
-            self.size = self._size(cfg, actors or cfg.num_cpus)
+            self.size = self._size(cfg, actors or cfg.num_cpus, device)
             gpus = (cfg.num_gpus or 0) / self.size
             self._cls: Any = ray.remote(num_cpus=1, num_gpus=gpus)(SweepWorker)
-            self._fallback = ray.put(ctx.fallback)
+            self._config = exp.model_dump(mode="json")
             self._fingerprint = code_fingerprint()
-            self._config_sha = hashlib.sha256(
-                (ctx.run_dir / "config.yaml").read_bytes()).hexdigest()
             self.actors = [None] * self.size
+            self.preparing = [self._new(slot).prepare.remote(self._config, self._fingerprint)
+                              for slot in range(self.size)]
             #: build ref -> actor slot (a point goes to an actor once its build is done)
-            self.building = {self._start(slot): slot for slot in range(self.size)}
+            self.building: dict[Any, int] = {}
         except BaseException:
             self.close()
             raise
 
-    def _size(self, cfg: Any, asked: int | None) -> int:
-        """Actors to start: ``asked`` (or one per free CPU), at most one per point;
-        SetupError when Ray cannot host them (an actor holds its CPU while it lives)."""
+    def _size(self, cfg: Any, asked: int | None, device: str) -> int:
+        """Actors to start: ``asked`` (or one per free CPU); SetupError when Ray cannot
+        host them (an actor holds its CPU while it lives)."""
         import ray
 
-        points = len(plan_points(self.ctx)) or 1
-        need = min(asked, points) if asked else 1
+        need = asked or 1
         deadline = time.monotonic() + 10  # a fresh Ray reports its resources in a moment
         while True:
             free = ray.available_resources()
@@ -207,23 +247,57 @@ class RayPool:
         if need > cpus:
             raise _setup_error(f"executor: {need} actors (num_cpus or --workers) asked, but "
                                f"{where} has {cpus} CPUs free; give at most {cpus}")
-        if self.ctx.device.startswith("cuda") and not cfg.num_gpus:
-            raise _setup_error(f"device {self.ctx.device!r} with executor kind ray needs "
+        if device.startswith("cuda") and not cfg.num_gpus:
+            raise _setup_error(f"device {device!r} with executor kind ray needs "
                                "executor.num_gpus > 0 (Ray hides the GPUs from actors that "
                                "reserve none)")
         if cfg.num_gpus and cfg.num_gpus > free.get("GPU", 0):
             raise _setup_error(f"executor.num_gpus {cfg.num_gpus:g}: {where} has "
                                f"{free.get('GPU', 0):g} GPUs free")
-        return max(1, min(asked or cpus, points))
+        return max(1, asked or cpus)
+
+    def _new(self, slot: int) -> Any:
+        self.actors[slot] = self._cls.remote(POINT_FN)
+        return self.actors[slot]
+
+    def attach(self, ctx: Context) -> None:
+        """Give the actors the run (folder, fallback image, images) once the driver's
+        context and run folder exist; actors beyond one per image and point end here."""
+        import ray
+
+        self.ctx = ctx
+        useful = max(len(ctx.images), len(plan_points(ctx)), 1)
+        for actor in self.actors[useful:]:
+            ray.kill(actor)
+        del self.actors[useful:], self.preparing[useful:]
+        self.size = len(self.actors)
+        self._fallback = ray.put(ctx.fallback)
+        self._config_sha = hashlib.sha256(
+            (ctx.run_dir / "config.yaml").read_bytes()).hexdigest()
+        self.building = {actor.attach.remote(str(ctx.run_dir), self._fallback, ctx.images,
+                                             self._config_sha): slot
+                         for slot, actor in enumerate(self.actors)}
 
     def _start(self, slot: int) -> Any:
-        """A fresh actor in ``slot``; returns the ref of its context build."""
+        """A fresh actor in ``slot`` (one that died mid-run); returns the ref of its
+        context build."""
         ctx = self.ctx
-        actor = self._cls.remote(POINT_FN)
-        self.actors[slot] = actor
-        return actor.build.remote(ctx.exp.model_dump(mode="json"), str(ctx.run_dir),
-                                  self._fallback, ctx.images, self._config_sha,
-                                  self._fingerprint)
+        assert ctx is not None
+        return self._new(slot).build.remote(self._config, str(ctx.run_dir), self._fallback,
+                                            ctx.images, self._config_sha, self._fingerprint)
+
+    def _built(self) -> None:
+        """Wait for the actors' context builds; SetupError (one line) if one failed."""
+        import ray
+        from ray.exceptions import RayError, RayTaskError
+
+        try:
+            ray.get(self.preparing + list(self.building))  # a prepare's error first
+        except RayError as err:
+            cause = err.cause if isinstance(err, RayTaskError) else err
+            raise _setup_error(f"executor: a Ray worker could not build its context: "
+                               f"{_one_line(cause)}") from None
+        self.preparing, self.building = [], {}
 
     def encode(self, enc: Any, store: PointStore, bar: tqdm) -> None:
         """Phase 1 on the actors, one image per task, as the process executor does: the
@@ -232,15 +306,9 @@ class RayPool:
         actor gets the entries the others made, so that phase 2 starts with every
         error-free decode cached. A failure here stops the run (as serially)."""
         import ray
-        from ray.exceptions import RayError, RayTaskError
 
-        try:
-            ray.get(list(self.building))
-        except RayError as err:
-            cause = err.cause if isinstance(err, RayTaskError) else err
-            raise _setup_error(f"executor: a Ray worker could not build its context: "
-                               f"{_one_line(cause)}") from None
-        self.building = {}
+        assert self.ctx is not None
+        self._built()
         images = list(self.ctx.images)
         todo = images[::-1]  # pop() from the end: image order
         pending: dict[Any, tuple[int, int]] = {}
@@ -276,6 +344,7 @@ class RayPool:
         import ray
         from ray.exceptions import RayError, RayTaskError
 
+        assert self.ctx is not None  # attach() came first
         queue = sweep.point_jobs(self.ctx, store, longest_first=True)
         queue.reverse()  # pop() from the end: the longest first
         pending: dict[Any, tuple[int, Point | None]] = {
@@ -309,10 +378,60 @@ class RayPool:
                 pending[self.actors[slot].point.remote(job)] = (slot, job[0])
             elif all(p is None for _, p in pending.values()):
                 break  # only builds left, no point for them: done
+            elif pt is not None:  # idle now: ready the summary and figure tasks
+                self.actors[slot].warm.remote()
         return self.failed
+
+    @contextlib.contextmanager
+    def tasks(self) -> Iterator[None]:
+        """Within this block the driver's ``pool.fork_map`` tasks (the summary rows, the
+        figures: what the process executor forks workers for, which Ray's threads forbid
+        here) run on the actors."""
+        from semcomm.runner.pool import remote_workers
+
+        with remote_workers(self._map):
+            yield
+
+    def _map(self, fn: Callable[[Any, Any], Any], items: Sequence[Any], state: Any,
+             ordered: bool) -> Iterator[Any]:
+        """``fn(state, item)`` for every item on the actors, one item per task handed
+        out in ``items`` order as actors become free; results in ``items`` order
+        (``ordered``) or as they finish. ``state`` is sent once (the object store)."""
+        import ray
+        from ray.exceptions import RayTaskError
+
+        ref = ray.put(state)
+        todo = list(enumerate(items))[::-1]  # pop() from the end: items order
+        pending: dict[Any, tuple[int, int]] = {}
+        done: dict[int, Any] = {}
+
+        def submit(slot: int) -> None:
+            if todo:
+                k, item = todo.pop()
+                pending[self.actors[slot].call.remote(fn, [ref], item)] = (slot, k)
+
+        for slot in range(self.size):
+            submit(slot)
+        nxt = 0
+        while pending:
+            (got,), _ = ray.wait(list(pending), num_returns=1)
+            slot, k = pending.pop(got)
+            try:
+                value = ray.get(got)
+            except RayTaskError as err:  # the task's own exception, as it would be here
+                raise err.as_instanceof_cause() from None
+            submit(slot)
+            if not ordered:
+                yield value
+                continue
+            done[k] = value
+            while nxt in done:
+                yield done.pop(nxt)
+                nxt += 1
 
     def _report(self, pt: Point, cause: BaseException, detail: str) -> None:
         """A failed point: one warning line, one line in failures.jsonl."""
+        assert self.ctx is not None
         self.failed.append(pt)
         line = {"codec": pt.codec, "rate": pt.rate.label, "link": pt.link,
                 "snr_db": pt.snr_db, "error": _one_line(cause), "detail": detail}

@@ -17,6 +17,7 @@ Ctrl-C stops a run cleanly: what was measured stays in points.jsonl and
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import importlib.metadata
@@ -37,7 +38,7 @@ import yaml
 from tqdm import tqdm
 
 from semcomm.runner import adaptation
-from semcomm.runner.config import Experiment, expand_links, resolve, to_yaml
+from semcomm.runner.config import Experiment, expand_links, resolve, resolve_device, to_yaml
 from semcomm.runner.plots import all_plots, gallery_snrs
 from semcomm.runner.store import PointStore, RunLock, complete_lines
 from semcomm.runner.summary import summarize_file, write_csv
@@ -224,10 +225,19 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
     workers = workers or (exp.executor.workers if exp.executor.kind == "process" else 1)
     if exp.executor.kind == "ray":
         workers = 1  # the driver's own stages run here (Ray's threads forbid a fork)
+    pool = None  # Ray: the actors, started before the driver's context is built
     try:
         try:  # everything that can fail on the user's input, before any compute
             # adaptation: the sweep runs every (codec, MCS row) candidate
-            ctx = Context(adaptation.expand(exp), resume_dir or out_root, workers=workers)
+            expanded = adaptation.expand(exp)
+        except (ValueError, OSError, TypeError) as err:
+            raise SetupError(f"{exp.name}: {type(err).__name__}: {err}") from err
+        if ray_started is not None:
+            from semcomm.runner.ray_executor import RayPool
+
+            pool = RayPool(expanded, resolve_device(expanded.device), actors, ray_started)
+        try:
+            ctx = Context(expanded, resume_dir or out_root, workers=workers)
         except (ValueError, OSError, TypeError) as err:
             raise SetupError(f"{exp.name}: {type(err).__name__}: {err}") from err
         if resume_dir is None:
@@ -244,10 +254,11 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
             on_start(run_dir)
         used = models_used(ctx)
         store = PointStore(run_dir / "points.jsonl")
+        if pool is not None:
+            pool.attach(ctx)
         clock.lap("setup")
         try:
-            used_workers, failed = _sweep(ctx, store, workers, progress, clock, actors,
-                                          ray_started)
+            used_workers, failed = _sweep(ctx, store, workers, progress, clock, pool)
         except KeyboardInterrupt:
             # What is on disk, not len(store): Ctrl-C may land between the store's
             # index update and its write, and a resume keeps the complete lines.
@@ -255,9 +266,13 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
             raise Interrupted(run_dir, complete_lines(store.path)) from None
         finally:
             store.close()
-        rows = write_results(exp, run_dir, time.perf_counter() - start, used_workers, used,
-                             clock)
+        # Ray: the summary rows and figures on the actors (no fork under Ray's threads)
+        with pool.tasks() if pool is not None else contextlib.nullcontext():
+            rows = write_results(exp, run_dir, time.perf_counter() - start, used_workers,
+                                 used, clock)
     finally:
+        if pool is not None:
+            pool.close()
         if lock is not None:
             lock.release()
     return RunResult(run_dir, rows, time.perf_counter() - start, len(failed))
@@ -314,38 +329,29 @@ class Clock:
 
 
 def _sweep(ctx: Context, store: PointStore, workers: int, progress: bool, clock: Clock,
-           actors: int | None = None, ray_started: bool | None = None
-           ) -> tuple[int, list[Any]]:
-    """Phase 1 here, phase 2 on the experiment's executor; returns the workers used and
-    the points that failed (Ray only: the other executors stop at a failing point)."""
+           pool: Any = None) -> tuple[int, list[Any]]:
+    """Phase 1 here, phase 2 on the experiment's executor (``pool``: a Ray run's
+    :class:`~semcomm.runner.ray_executor.RayPool`, which runs both phases); returns the
+    workers used and the points that failed (Ray only: the other executors stop at a
+    failing point)."""
     enc = Encoder(ctx)
-    pool = None
-    if ray_started is not None and plan_points(ctx):
-        # Ray actors start now and build their contexts while phase 1 runs here.
-        from semcomm.runner.ray_executor import RayPool
-
-        pool = RayPool(ctx, actors, ray_started)
-    try:
-        with _Bar(total=len(ctx.images), desc="encode", unit="img", disable=not progress,
-                  dynamic_ncols=True) as bar:
-            if pool is None:
-                phase_one(ctx, enc, store, bar, workers)
-            else:  # on the actors, which then hold every error-free decode
-                pool.encode(enc, store, bar)
-        clock.lap("encode")
-        points = plan_points(ctx)
-        with _Bar(total=len(points), desc="sweep", unit="pt", disable=not progress,
-                  dynamic_ncols=True) as bar:
-            if pool is None:
-                phase_two(ctx, enc, store, bar, workers)
-                failed: list[Any] = []
-            else:
-                workers, failed = pool.size, pool.run(store, bar)
-        clock.lap("sweep")
-        return workers, failed
-    finally:
-        if pool is not None:
-            pool.close()
+    with _Bar(total=len(ctx.images), desc="encode", unit="img", disable=not progress,
+              dynamic_ncols=True) as bar:
+        if pool is None:
+            phase_one(ctx, enc, store, bar, workers)
+        else:  # on the actors, which then hold every error-free decode
+            pool.encode(enc, store, bar)
+    clock.lap("encode")
+    points = plan_points(ctx)
+    with _Bar(total=len(points), desc="sweep", unit="pt", disable=not progress,
+              dynamic_ncols=True) as bar:
+        if pool is None:
+            phase_two(ctx, enc, store, bar, workers)
+            failed: list[Any] = []
+        else:
+            workers, failed = pool.size, pool.run(store, bar)
+    clock.lap("sweep")
+    return workers, failed
 
 
 def write_results(exp: Experiment, run_dir: Path, wall_s: float, workers: int,

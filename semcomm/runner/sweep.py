@@ -1008,15 +1008,30 @@ _WORKER: tuple[Context, Encoder] | None = None
 
 def _worker_init(config: dict[str, Any], run_dir: str, fallback: np.ndarray,
                  images: list[int]) -> None:
+    """A spawned worker's context, once per process (pool initializer), not per point."""
+    worker_attach(worker_context(config), run_dir, fallback, images)
+
+
+def worker_context(config: dict[str, Any]) -> Context:
+    """A worker's context (models, dataset, links) before it knows its run: a Ray actor
+    builds it while the driver builds its own; :func:`worker_attach` completes it."""
     from semcomm.runner.pool import worker_start
 
     worker_start()
+    # The fallback image (up to 32 training images decoded and averaged) is the
+    # parent's, shipped by worker_attach rather than rebuilt; until then a placeholder
+    # (read only when a receiver is built, in a point).
+    return Context(Experiment.model_validate(config), Path("."),
+                   fallback=np.zeros((1, 1, 3), np.uint8))
+
+
+def worker_attach(ctx: Context, run_dir: str, fallback: np.ndarray,
+                  images: list[int]) -> None:
+    """Point a worker's context at its run (payloads come from ``run_dir/payloads``,
+    written by phase 1) and make it this process's :data:`_WORKER`."""
     global _WORKER
-    # Once per process (pool initializer), not per point; the fallback image (up to
-    # 32 training images decoded and averaged) is shipped rather than rebuilt.
-    ctx = Context(Experiment.model_validate(config), Path(run_dir), fallback=fallback)
-    ctx.images = images
-    _WORKER = (ctx, Encoder(ctx))  # payloads come from payloads/ (written by phase 1)
+    ctx.run_dir, ctx.fallback, ctx.images = Path(run_dir), fallback, images
+    _WORKER = (ctx, Encoder(ctx))
 
 
 def _worker_point(args: tuple[Point, dict[tuple[int, int], dict[str, Any]]]) -> list[dict]:

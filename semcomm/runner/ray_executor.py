@@ -115,10 +115,21 @@ def connect(cfg: Any, actors: int | None) -> bool:
     try:
         if cfg.address is None:
             gpus = math.ceil(cfg.num_gpus) if cfg.num_gpus else None  # None: detect
-            # "local": a new instance for this run, even when RAY_ADDRESS or a `ray
-            # start` cluster of this host would be found by ray.init() without address.
-            ray.init(address="local", num_cpus=actors or cfg.num_cpus or os.cpu_count() or 1,
-                     num_gpus=gpus, **kwargs)
+            # A local Ray's processes inherit this environment: its workers then need no
+            # runtime_env, so the ones Ray starts with the node serve as actors at once.
+            del kwargs["runtime_env"]
+            saved = os.environ.get("PYTHONPATH")
+            os.environ["PYTHONPATH"] = path
+            try:
+                # "local": a new instance for this run, even when RAY_ADDRESS or a `ray
+                # start` cluster of this host would be found by ray.init() without address.
+                ray.init(address="local", num_cpus=actors or cfg.num_cpus or os.cpu_count()
+                         or 1, num_gpus=gpus, **kwargs)
+            finally:
+                if saved is None:
+                    os.environ.pop("PYTHONPATH", None)
+                else:
+                    os.environ["PYTHONPATH"] = saved
         else:
             ray.init(address=cfg.address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as err:

@@ -15,6 +15,9 @@ decoded with the unquantized positions chosen three ways:
 * ``random``: uniformly random positions, the mean over ``--draws`` draws;
 * ``oracle``: the largest quantization errors ||z - e||^2 (what the map should find).
 
+Besides the paired differences, each fraction also gets the two arms' own (unpaired)
+95% bootstrap intervals of the judge's pooled mIoU, and whether they overlap.
+
 Unquantized vectors are the codec's ``float_bits`` scalar-quantized floats, the others
 their code vectors, as on an error-free link. Each row gives mean PSNR and pooled mIoU
 of the independent judge (``build_segmenter("judge")``) and of the bundled segmenter
@@ -253,6 +256,15 @@ def bootstrap_miou(a: Scores, b: Scores, name: str, seed: int) -> tuple[float, f
     return a.miou(name) - b.miou(name), float(lo), float(hi)
 
 
+def arm_interval(a: Scores, name: str, seed: int) -> tuple[float, float]:
+    """95% bootstrap interval over images of one arm's pooled mIoU (unpaired)."""
+    rng = np.random.default_rng(seed)
+    n = len(a.psnr)
+    vals = [a.miou(name, rows) for rows in (rng.integers(0, n, n) for _ in range(BOOTSTRAP))]
+    lo, hi = np.percentile(vals, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
 def report_taus(results: dict[tuple[str, float], Scores], taus: list[float]) -> None:
     """The tau sweep from the codec's bytes, with each tau's paired PSNR gain over 0."""
     print("tau sweep (codec bytes, error-free):")
@@ -299,6 +311,10 @@ def report(results: dict[tuple[str, float], Scores], fractions: list[float],
         print(f"  f = {f:.2f}: map - random dPSNR {x:+.3f} [{lo:+.3f}, {hi:+.3f}] dB, "
               f"dmIoU {mi:+.4f} [{mlo:+.4f}, {mhi:+.4f}]; map - oracle dPSNR {xo:+.3f} "
               f"[{loo:+.3f}, {hio:+.3f}] dB")
+        (alo, ahi), (blo, bhi) = arm_interval(m, "judge", seed), arm_interval(r, "judge", seed)
+        print(f"            unpaired judge mIoU 95% CIs: map {m.miou('judge'):.3f} [{alo:.3f}, "
+              f"{ahi:.3f}], random {r.miou('judge'):.3f} [{blo:.3f}, {bhi:.3f}]: "
+              f"{'overlap' if alo <= bhi and blo <= ahi else 'no overlap'}")
     report_taus(results, taus)
     x, lo, hi = t_interval(np.mean(pooled, axis=0))
     print(f"pooled over fractions {', '.join(f'{f:g}' for f in fractions)} "

@@ -320,33 +320,14 @@ class RayPool:
 
         assert self.ctx is not None
         self._built()
-        images = list(self.ctx.images)
-        todo = images[::-1]  # pop() from the end: image order
-        pending: dict[Any, tuple[int, int]] = {}
-        done: dict[int, tuple[int, Any]] = {}
-        made: list[tuple[int, Any]] = []  # (actor slot, cache entries), image order
         present = sweep.image_keys(store)  # resume: lines already measured
-
-        def submit(slot: int) -> None:
-            if todo:
-                i = todo.pop()
-                ref = self.actors[slot].image.remote(i, present.get(i, frozenset()))
-                pending[ref] = (slot, i)
-
-        for slot in range(self.size):
-            submit(slot)
-        nxt = 0
-        while pending:
-            (ref,), _ = ray.wait(list(pending), num_returns=1)
-            slot, i = pending.pop(ref)
-            done[i] = (slot, ray.get(ref))
-            submit(slot)
-            while nxt < len(images) and images[nxt] in done:
-                slot_i, (lines, delta) = done.pop(images[nxt])
-                sweep.take_image(self.ctx, enc, store, lines, delta)
-                made.append((slot_i, delta))
-                bar.update(1)
-                nxt += 1
+        made: list[tuple[int, Any]] = []  # (actor slot, cache entries), image order
+        for slot, (lines, delta) in self._each(
+                lambda actor, i: actor.image.remote(i, present.get(i, frozenset())),
+                list(self.ctx.images)):
+            sweep.take_image(self.ctx, enc, store, lines, delta)
+            made.append((slot, delta))
+            bar.update(1)
         ray.get([actor.merge.remote([d for s, d in made if s != slot])
                  for slot, actor in enumerate(self.actors)])
 
@@ -405,21 +386,32 @@ class RayPool:
 
     def _map(self, fn: Callable[[Any, Any], Any], items: Sequence[Any], state: Any,
              ordered: bool) -> Iterator[Any]:
-        """``fn(state, item)`` for every item on the actors, one item per task handed
-        out in ``items`` order as actors become free; results in ``items`` order
-        (``ordered``) or as they finish. ``state`` is sent once (the object store)."""
+        """``fn(state, item)`` for every item on the actors (``pool.fork_map``'s tasks);
+        ``state`` is sent once (the object store)."""
+        import ray
+
+        ref = ray.put(state)
+        for _, value in self._each(lambda actor, item: actor.call.remote(fn, [ref], item),
+                                   items, ordered):
+            yield value
+
+    def _each(self, call: Callable[[Any, Any], Any], items: Sequence[Any],
+              ordered: bool = True) -> Iterator[tuple[int, Any]]:
+        """``call(actor, item)`` (a task ref) for every item, one item per task handed out
+        in ``items`` order as actors become free; yields ``(actor slot, result)`` in
+        ``items`` order (``ordered``) or as they finish. A task's exception is raised as
+        itself, as it would be in this process."""
         import ray
         from ray.exceptions import RayTaskError
 
-        ref = ray.put(state)
         todo = list(enumerate(items))[::-1]  # pop() from the end: items order
         pending: dict[Any, tuple[int, int]] = {}
-        done: dict[int, Any] = {}
+        done: dict[int, tuple[int, Any]] = {}
 
         def submit(slot: int) -> None:
             if todo:
                 k, item = todo.pop()
-                pending[self.actors[slot].call.remote(fn, [ref], item)] = (slot, k)
+                pending[call(self.actors[slot], item)] = (slot, k)
 
         for slot in range(self.size):
             submit(slot)
@@ -429,13 +421,13 @@ class RayPool:
             slot, k = pending.pop(got)
             try:
                 value = ray.get(got)
-            except RayTaskError as err:  # the task's own exception, as it would be here
+            except RayTaskError as err:
                 raise err.as_instanceof_cause() from None
             submit(slot)
             if not ordered:
-                yield value
+                yield slot, value
                 continue
-            done[k] = value
+            done[k] = (slot, value)
             while nxt in done:
                 yield done.pop(nxt)
                 nxt += 1

@@ -222,7 +222,7 @@ class RayPool:
         import ray
 
         cfg = exp.executor
-        self.started, self.cfg = started, cfg
+        self.started = started
         self.ctx: Context | None = None
         self.failed: list[Point] = []
         self.actors: list[Any] = []

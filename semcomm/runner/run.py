@@ -230,14 +230,14 @@ def run_experiment(exp: Experiment, out_root: Path = Path("results"),
         try:  # everything that can fail on the user's input, before any compute
             # adaptation: the sweep runs every (codec, MCS row) candidate
             expanded = adaptation.expand(exp)
-        except (ValueError, OSError, TypeError) as err:
-            raise SetupError(f"{exp.name}: {type(err).__name__}: {err}") from err
-        if ray_started is not None:
-            from semcomm.runner.ray_executor import RayPool
+            if ray_started is not None:  # its actors build while the driver does
+                from semcomm.runner.ray_executor import RayPool
 
-            pool = RayPool(expanded, resolve_device(expanded.device), actors, ray_started)
-        try:
+                pool = RayPool(expanded, resolve_device(expanded.device), actors,
+                               ray_started)
             ctx = Context(expanded, resume_dir or out_root, workers=workers)
+        except SetupError:
+            raise  # already one line (Ray cannot host the actors, ...)
         except (ValueError, OSError, TypeError) as err:
             raise SetupError(f"{exp.name}: {type(err).__name__}: {err}") from err
         if resume_dir is None:

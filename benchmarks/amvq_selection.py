@@ -50,6 +50,7 @@ import argparse  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -246,23 +247,26 @@ def t_interval(d: np.ndarray) -> tuple[float, float, float]:
     return float(np.mean(d)), float(np.mean(d)) - half, float(np.mean(d)) + half
 
 
+def _resampled(stat: Callable[[np.ndarray], float], n: int, seed: int
+               ) -> tuple[float, float]:
+    """95% percentile interval of ``stat(rows)`` over ``BOOTSTRAP`` resamples of the ``n``
+    images (the same resamples for a given seed)."""
+    rng = np.random.default_rng(seed)
+    vals = [stat(rows) for rows in (rng.integers(0, n, n) for _ in range(BOOTSTRAP))]
+    lo, hi = np.percentile(vals, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
 def bootstrap_miou(a: Scores, b: Scores, name: str, seed: int) -> tuple[float, float, float]:
     """Pooled mIoU difference a - b and its 95% paired bootstrap interval over images."""
-    rng = np.random.default_rng(seed)
-    n = len(a.psnr)
-    diffs = [a.miou(name, rows) - b.miou(name, rows)
-             for rows in (rng.integers(0, n, n) for _ in range(BOOTSTRAP))]
-    lo, hi = np.percentile(diffs, [2.5, 97.5])
-    return a.miou(name) - b.miou(name), float(lo), float(hi)
+    lo, hi = _resampled(lambda rows: a.miou(name, rows) - b.miou(name, rows),
+                        len(a.psnr), seed)
+    return a.miou(name) - b.miou(name), lo, hi
 
 
 def arm_interval(a: Scores, name: str, seed: int) -> tuple[float, float]:
     """95% bootstrap interval over images of one arm's pooled mIoU (unpaired)."""
-    rng = np.random.default_rng(seed)
-    n = len(a.psnr)
-    vals = [a.miou(name, rows) for rows in (rng.integers(0, n, n) for _ in range(BOOTSTRAP))]
-    lo, hi = np.percentile(vals, [2.5, 97.5])
-    return float(lo), float(hi)
+    return _resampled(lambda rows: a.miou(name, rows), len(a.psnr), seed)
 
 
 def report_taus(results: dict[tuple[str, float], Scores], taus: list[float]) -> None:

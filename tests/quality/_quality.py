@@ -126,6 +126,14 @@ def psnr_of(lines: list[dict[str, Any]]) -> Measured:
     return sample_mean(np.array([ln["psnr"] for ln in lines]))
 
 
+def checkpoint_lines(tmp: Path, codec: str, knob: float, checkpoint: Path
+                     ) -> list[dict[str, Any]]:
+    """The error-free lines of ``codec`` at ``knob`` with the model file ``checkpoint``
+    (:func:`run_error_free` of ``{name: codec, knob: [knob], params: {checkpoint}}``)."""
+    spec = f"{{name: {codec}, knob: [{knob}], params: {{checkpoint: {checkpoint}}}}}"
+    return run_error_free(tmp, spec)[1]
+
+
 def assert_documented(lines: list[dict[str, Any]], what: str, doc_miou: float,
                       doc_psnr: float, n_doc: int) -> None:
     """The mIoU (judge) and the PSNR of ``lines`` both within their bands of the doc row."""

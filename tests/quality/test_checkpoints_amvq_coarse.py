@@ -22,8 +22,8 @@ from semcomm.codecs.amvq.codec import DEFAULT_CHECKPOINT
 from ._quality import (
     assert_documented,
     assert_outside,
+    checkpoint_lines,
     perturbed_checkpoint,
-    run_error_free,
 )
 
 CHECKPOINT = DEFAULT_CHECKPOINT.with_name("amvq_coarse.pt")
@@ -33,8 +33,7 @@ DOC_IMAGES = 200
 
 
 def _lines(tmp: Path, tau: float, checkpoint: Path = CHECKPOINT) -> list[dict]:
-    return run_error_free(
-        tmp, f"{{name: amvq, knob: [{tau}], params: {{checkpoint: {checkpoint}}}}}")[1]
+    return checkpoint_lines(tmp, "amvq", tau, checkpoint)
 
 
 @pytest.mark.parametrize("tau", [0.0, 1.0])

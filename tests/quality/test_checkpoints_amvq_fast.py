@@ -17,8 +17,8 @@ from semcomm.codecs.amvq.codec import DEFAULT_CHECKPOINT
 from ._quality import (
     assert_documented,
     assert_outside,
+    checkpoint_lines,
     perturbed_checkpoint,
-    run_error_free,
 )
 
 CHECKPOINT = DEFAULT_CHECKPOINT.with_name("amvq_fast.pt")
@@ -26,8 +26,7 @@ DOC_MIOU, DOC_PSNR, DOC_IMAGES = 0.467, 21.29, 200
 
 
 def _lines(tmp: Path, checkpoint: Path = CHECKPOINT) -> list[dict]:
-    return run_error_free(
-        tmp, f"{{name: amvq, knob: [0.0], params: {{checkpoint: {checkpoint}}}}}")[1]
+    return checkpoint_lines(tmp, "amvq", 0.0, checkpoint)
 
 
 def test_amvq_fast_matches_its_documented_table(tmp_path: Path):

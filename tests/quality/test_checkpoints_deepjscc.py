@@ -17,16 +17,15 @@ from semcomm.codecs.deepjscc.codec import DEFAULT_CHECKPOINT
 from ._quality import (
     assert_documented,
     assert_outside,
+    checkpoint_lines,
     perturbed_checkpoint,
-    run_error_free,
 )
 
 DOC_MIOU, DOC_PSNR, DOC_IMAGES = 0.603, 24.4, 32
 
 
 def _lines(tmp: Path, checkpoint: Path = DEFAULT_CHECKPOINT) -> list[dict]:
-    return run_error_free(
-        tmp, f"{{name: deepjscc, knob: [0.125], params: {{checkpoint: {checkpoint}}}}}")[1]
+    return checkpoint_lines(tmp, "deepjscc", 0.125, checkpoint)
 
 
 def test_deepjscc_matches_its_documented_table(tmp_path: Path):

@@ -16,15 +16,15 @@ from semcomm.codecs.isc.codec import DEFAULT_CHECKPOINT
 from ._quality import (
     assert_documented,
     assert_outside,
+    checkpoint_lines,
     perturbed_checkpoint,
-    run_error_free,
 )
 
 DOC_MIOU, DOC_PSNR, DOC_IMAGES = 0.532, 19.64, 200
 
 
 def _lines(tmp: Path, checkpoint: Path = DEFAULT_CHECKPOINT) -> list[dict]:
-    return run_error_free(tmp, f"{{name: isc, knob: [0], params: {{checkpoint: {checkpoint}}}}}")[1]
+    return checkpoint_lines(tmp, "isc", 0, checkpoint)
 
 
 def test_isc_base_layer_matches_its_documented_table(tmp_path: Path):

@@ -82,6 +82,39 @@ def test_train_without_model(capsys: pytest.CaptureFixture[str]) -> None:
     assert "unknown model 'nope'" in capsys.readouterr().err
 
 
+BAD_TRAIN_INPUT = [
+    (["--config", "/no/such.yaml"], "config file '/no/such.yaml' does not exist"),
+    (["--set", "train.nope=3"], "unknown key 'train.nope'"),
+    (["--set", "train.lr=abc"], "train.lr must be float, got 'abc'"),
+    (["--init", "/no/such.pt"], "--init '/no/such.pt': no such file"),
+    (["--init", "README.md"], "README.md: not a model file"),
+    (["--device", "gpu"], "--device: device 'gpu' not one of cpu, cuda, cuda:N, auto"),
+]
+
+
+@pytest.mark.parametrize("model", ["sqgan", "amvq", "isc"])
+@pytest.mark.parametrize("extra,message", BAD_TRAIN_INPUT)
+def test_train_bad_input_is_one_line_with_status_2(model: str, extra: list[str], message: str,
+                                                   tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    stage = ["--stage", "img"] if model == "sqgan" else []
+    argv = ["train", model, *stage, "--out", str(tmp_path), "--count", "2", *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"semcomm train {model}: error: ")
+    assert message in err
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing written
+
+
+def test_train_set_reads_exponent_floats(tmp_path: Path) -> None:
+    """``--set train.lr=1e-4`` (YAML 1.1 reads 1e-4 as a string) is the float 1e-4."""
+    from semcomm.codecs.learned.cli import _yaml_value
+
+    assert _yaml_value("1e-4") == 1e-4 and _yaml_value("-2E3") == -2000.0
+    assert _yaml_value("abc") == "abc" and _yaml_value("[1, 2]") == [1, 2]
+    assert _yaml_value("7") == 7 and isinstance(_yaml_value("7"), int)
+
+
 SLOW_TINY = """
 name: ctrlc
 dataset: {count: 4, size: [64, 128]}

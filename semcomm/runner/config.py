@@ -405,6 +405,8 @@ def resolve_device(device: str) -> str:
         return device
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     index = int(device.partition(":")[2] or 0)
+    if count == 0:
+        raise ValueError(f"device {device!r}: this host has no CUDA device; give cpu or auto")
     if index >= count:
         raise ValueError(f"device {device!r}: this host has {count} CUDA device(s); give "
                          f"cpu, auto or cuda:0..cuda:{max(count - 1, 0)}")

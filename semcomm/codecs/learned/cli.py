@@ -15,6 +15,8 @@ nearest valid key) and stored in every checkpoint; a run resumes from ``<out>/la
 from __future__ import annotations
 
 import argparse
+import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,12 +27,18 @@ import yaml
 from semcomm.codecs.config_schema import config_to_dict
 from semcomm.codecs.learned.trainer import PRECISIONS, GANTrainer, RunOptions
 
-__all__ = ["configure", "device_of", "finish", "load_overridden", "options_of", "run_single"]
+__all__ = ["bad_input", "check_files", "configure", "device_of", "finish", "load_overridden",
+           "options_of", "run_single"]
+
+#: What a bad command line, config or input file raises during a run's set-up (before
+#: any step): reported as one line with exit status 2, not as a traceback.
+INPUT_ERRORS = (ValueError, OSError)
 
 
 def configure(parser: argparse.ArgumentParser, name: str, table_images: int = 100) -> None:
     """The shared arguments of ``semcomm train <name>``."""
     add = parser.add_argument
+    parser.set_defaults(train_model=name)  # names the command in one-line errors
     add("--config", default=f"configs/{name}_compact.yaml", help="YAML config")
     add("--out", default=f"results/train/{name}", help="run folder")
     add("--init", default=None, help="model.pt (or last.pt) to start from")
@@ -112,16 +120,45 @@ def _set_key(data: dict[str, Any], item: str) -> None:
             raise ValueError(f"--set {item!r}: {part!r} is not a section; sections: "
                              f"{sorted(k for k, v in node.items() if isinstance(v, dict))}")
         node = node[part]
-    node[leaf] = yaml.safe_load(text)
+    node[leaf] = _yaml_value(text)
+
+
+def _yaml_value(text: str) -> Any:
+    """``text`` as YAML, with a float in exponent notation read as a float even without
+    a dot (YAML 1.1 reads ``1e-4`` as a string)."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+",
+                                               value.strip()):
+        return float(value)
+    return value
+
+
+def check_files(args: argparse.Namespace, *names: str) -> None:
+    """ValueError (one line) unless each file argument in ``names`` (e.g. ``init``) that
+    was given exists: checked before the training data are built."""
+    for name in names:
+        path = getattr(args, name, None)
+        if path is not None and not Path(path).is_file():
+            raise ValueError(f"--{name.replace('_', '-')} {str(path)!r}: no such file")
+
+
+def bad_input(prog: str, err: BaseException) -> int:
+    """Print ``err`` as one line (``<prog>: error: ...``) and return exit status 2."""
+    text = " ".join(str(err).split())
+    print(f"{prog}: error: {text}", file=sys.stderr)
+    return 2
 
 
 def device_of(args: argparse.Namespace) -> torch.device:
     """``--device`` (auto = CUDA when available), after ``--threads``."""
+    from semcomm.runner.config import resolve_device
+
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    if args.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(args.device)
+    try:  # cpu | cuda | cuda:N | auto, checked against this host
+        return torch.device(resolve_device(args.device))
+    except ValueError as err:
+        raise ValueError(f"--device: {err}") from None
 
 
 def options_of(args: argparse.Namespace) -> RunOptions:
@@ -144,14 +181,19 @@ def run_single(args: argparse.Namespace, trainer_class: Any, load: Callable[[str
     from semcomm.codecs.learned.data import training_data
     from semcomm.codecs.learned.perceptual import build_perceptual
 
-    cfg = load_overridden(args, load, from_dict)
-    device = device_of(args)
-    dataset = training_data(cfg.train.data, cfg.model.image_size, args.seed, args.data_root)
-    perceptual = build_perceptual(cfg.train.perceptual, cfg.train.perceptual_layers,
-                                  args.lpips_vgg, args.lpips_lin)
-    trainer = trainer_class(cfg, dataset, args.seed, device, perceptual, options_of(args))
-    if args.init is not None:
-        trainer.init_from(args.init, exclude=args.init_except)
+    try:  # set-up: a bad option, config or input file is one line, exit status 2
+        check_files(args, "init", "lpips_vgg", "lpips_lin")
+        cfg = load_overridden(args, load, from_dict)
+        device = device_of(args)
+        dataset = training_data(cfg.train.data, cfg.model.image_size, args.seed,
+                                args.data_root)
+        perceptual = build_perceptual(cfg.train.perceptual, cfg.train.perceptual_layers,
+                                      args.lpips_vgg, args.lpips_lin)
+        trainer = trainer_class(cfg, dataset, args.seed, device, perceptual, options_of(args))
+        if args.init is not None:
+            trainer.init_from(args.init, exclude=args.init_except)
+    except INPUT_ERRORS as err:
+        return bad_input(f"semcomm train {args.train_model}", err)
     path = finish(trainer, args, Path(args.out))
     print(f"{trainer.name}: {trainer.step} steps, perceptual={cfg.train.perceptual}; model "
           f"written to {path} (copy it to semcomm/assets/{trainer.name}.pt to ship it)")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import pickle
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -511,7 +512,14 @@ class GANTrainer(LoopTrainer, Generic[CfgT, ModelT, LossT]):
         those under the ``exclude`` prefixes (they keep their fresh initialisation, e.g.
         a resized codebook). With ``exclude`` the model configs may differ, but every
         loaded tensor must have the shape this model gives it (ValueError naming it)."""
-        ckpt = torch.load(Path(path), map_location=self.device, weights_only=True)
+        try:
+            ckpt = torch.load(Path(path), map_location=self.device, weights_only=True)
+        except (RuntimeError, pickle.UnpicklingError, EOFError) as err:
+            raise ValueError(f"{path}: not a model file (torch.load could not read it: "
+                             f"{type(err).__name__})") from None
+        if not isinstance(ckpt, dict):
+            raise ValueError(f"{path}: neither {self.label} model.pt nor a training "
+                             "checkpoint")
         state = ckpt.get("state_dict", ckpt.get("model"))
         if ckpt.get("format") not in (self.model_format, self.train_format) or state is None:
             raise ValueError(f"{path}: neither {self.label} model.pt nor a training "

@@ -254,19 +254,24 @@ def _overridden(cfg: SQGANConfig, args: argparse.Namespace) -> SQGANConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Train one stage; the stage writes ``<out>/<stage>/``; returns 0 on success."""
-    cfg = _overridden(load_config(args.config), args)
-    device = cli.device_of(args)
-    dataset = training_data(cfg.train.data, cfg.model.image_size, args.seed, args.data_root)
-    perceptual = None
-    if args.stage != "ssm":
-        perceptual = build_perceptual(cfg.train.perceptual, cfg.train.perceptual_layers,
-                                      args.lpips_vgg, args.lpips_lin)
-    trainer = Trainer(cfg, args.stage, dataset, args.seed, device, perceptual,
-                      cli.options_of(args))
-    if args.init is not None:
-        trainer.init_from(args.init, exclude=args.init_except)
-    if args.semantic_from is not None:
-        trainer.init_from(args.semantic_from, branch="semantic")
+    try:  # set-up: a bad option, config or input file is one line, exit status 2
+        cli.check_files(args, "init", "semantic_from", "lpips_vgg", "lpips_lin")
+        cfg = _overridden(load_config(args.config), args)
+        device = cli.device_of(args)
+        dataset = training_data(cfg.train.data, cfg.model.image_size, args.seed,
+                                args.data_root)
+        perceptual = None
+        if args.stage != "ssm":
+            perceptual = build_perceptual(cfg.train.perceptual, cfg.train.perceptual_layers,
+                                          args.lpips_vgg, args.lpips_lin)
+        trainer = Trainer(cfg, args.stage, dataset, args.seed, device, perceptual,
+                          cli.options_of(args))
+        if args.init is not None:
+            trainer.init_from(args.init, exclude=args.init_except)
+        if args.semantic_from is not None:
+            trainer.init_from(args.semantic_from, branch="semantic")
+    except cli.INPUT_ERRORS as err:
+        return cli.bad_input("semcomm train sqgan", err)
     path = cli.finish(trainer, args, Path(args.out) / args.stage)
     print(f"sqgan {args.stage}: {trainer.step} steps, perceptual={cfg.train.perceptual}; "
           f"model written to {path}")

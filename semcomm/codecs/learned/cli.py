@@ -82,6 +82,8 @@ def load_overridden(args: argparse.Namespace, load: Callable[[str], Any],
                     from_dict: Callable[..., Any],
                     set_steps: Callable[[dict[str, Any], int], None] | None = None) -> Any:
     """The config of ``args.config`` with the command-line overrides, validated."""
+    if getattr(args, "stop_at", None) is not None and args.stop_at < 0:
+        raise ValueError(f"--stop-at {args.stop_at}: must be >= 0")
     data = config_to_dict(load(args.config))
     train = data["train"]
     if args.steps is not None:

@@ -483,11 +483,13 @@ class GANTrainer(LoopTrainer, Generic[CfgT, ModelT, LossT]):
     def checkpoint_label(self) -> str:
         return self.label
 
-    def resume(self, path: str | Path) -> None:
-        """Restore a checkpoint written by :meth:`save` for the same model config."""
+    def resume(self, path: str | Path, expect: dict[str, Any] | None = None) -> None:
+        """Restore a checkpoint written by :meth:`save` for the same model config: the
+        weights, discriminator, optimisers and step. ``expect``: the tags it must carry
+        when they are not this run's (a stage continuing the previous stage's run)."""
         ckpt = torch.load(Path(path), map_location=self.device, weights_only=True)
         tags = {k: ckpt.get(k) for k in self.tags()}
-        if ckpt.get("format") != self.train_format or tags != self.tags():
+        if ckpt.get("format") != self.train_format or tags != (expect or self.tags()):
             found = "".join(f", {k} {v!r}" for k, v in tags.items())
             raise ValueError(f"{path}: not {self.checkpoint_label()} training checkpoint "
                              f"(format {ckpt.get('format')!r}{found}, expected "

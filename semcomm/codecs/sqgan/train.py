@@ -5,6 +5,9 @@
     semcomm train sqgan --stage ssm --config configs/sqgan_compact.yaml
     semcomm train sqgan --stage img --config ... --init results/train/sqgan/ssm/model.pt
     semcomm train sqgan --stage all --config ... --init results/train/sqgan/img/model.pt
+    semcomm train sqgan --stage all --config ... --steps T_img+T_all \
+        --continue-from results/train/sqgan/img/last.pt   # the img run's own optimisers,
+                                                          # discriminator and schedule
 
     stage ssm : G_s alone (class-weighted CE + adversarial on class maps + VQ)
     stage img : G_x with its decoder on the ground-truth map
@@ -239,6 +242,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``semcomm train sqgan`` (the shared ones and the stage)."""
     parser.add_argument("--stage", required=True, choices=STAGES,
                         help="ssm: G_s; img: G_x on true maps; all: G_x on G_s's maps")
+    parser.add_argument("--continue-from", default=None, metavar="LAST_PT",
+                        help="stage all only: the img stage's last.pt, whose run (weights, "
+                        "discriminator, optimisers, step) stage all continues on decoded "
+                        "maps; --steps counts from that run's start")
     parser.add_argument("--semantic-from", default=None,
                         help="model.pt whose G_s replaces --init's (e.g. a longer ssm run)")
     cli.configure(parser, "sqgan")
@@ -255,7 +262,11 @@ def _overridden(cfg: SQGANConfig, args: argparse.Namespace) -> SQGANConfig:
 def run(args: argparse.Namespace) -> int:
     """Train one stage; the stage writes ``<out>/<stage>/``; returns 0 on success."""
     try:  # set-up: a bad option, config or input file is one line, exit status 2
-        cli.check_files(args, "init", "semantic_from", "lpips_vgg", "lpips_lin")
+        cli.check_files(args, "init", "semantic_from", "continue_from", "lpips_vgg",
+                        "lpips_lin")
+        if args.continue_from is not None and (args.stage != "all" or args.init is not None):
+            raise ValueError("--continue-from (an img run's last.pt) goes with --stage all "
+                             "and without --init")
         cfg = _overridden(load_config(args.config), args)
         device = cli.device_of(args)
         dataset = training_data(cfg.train.data, cfg.model.image_size, args.seed,
@@ -268,7 +279,10 @@ def run(args: argparse.Namespace) -> int:
                           cli.options_of(args))
         if args.init is not None:
             trainer.init_from(args.init, exclude=args.init_except)
-        if args.semantic_from is not None:
+        out = Path(args.out) / args.stage
+        if args.continue_from is not None and (args.fresh or not (out / "last.pt").is_file()):
+            trainer.resume(args.continue_from, expect={"stage": "img"})
+        if args.semantic_from is not None:  # G_s of a separate ssm run
             trainer.init_from(args.semantic_from, branch="semantic")
     except cli.INPUT_ERRORS as err:
         return cli.bad_input("semcomm train sqgan", err)

@@ -159,8 +159,42 @@ def test_stop_at_pauses_the_schedule_and_resuming_continues_it(tmp_path: Path) -
     full = torch.load(tmp_path / "full" / "ssm" / "last.pt", weights_only=True)["model"]
     again = torch.load(tmp_path / "paused" / "ssm" / "last.pt", weights_only=True)["model"]
     assert _equal_states(full, again)
-    with pytest.raises(ValueError, match="stop_at -1"):
-        run(parser.parse_args([*common, "--out", paused, "--stop-at", "-1"]))
+    assert run(parser.parse_args([*common, "--out", paused, "--stop-at", "-1"])) == 2
+
+
+def test_stage_all_continues_the_img_run(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """``--continue-from img/last.pt``: stage all starts at the img run's step with its
+    weights, discriminator and optimiser state (Adam's step count goes on), and its own
+    checkpoints then resume as usual."""
+    parser, cfg_path = _cli(tmp_path, log_every=1)
+    common = ["--config", str(cfg_path), "--no-progress", "--table-images", "2",
+              "--device", "cpu", "--out", str(tmp_path / "run")]
+    assert run(parser.parse_args(["--stage", "img", *common, "--steps", "2"])) == 0
+    img_last = tmp_path / "run" / "img" / "last.pt"
+    img = torch.load(img_last, weights_only=True)
+    cont = ["--stage", "all", *common, "--continue-from", str(img_last), "--steps", "4"]
+    assert run(parser.parse_args([*cont, "--stop-at", "3"])) == 0
+    ckpt = torch.load(tmp_path / "run" / "all" / "last.pt", weights_only=True)
+    assert ckpt["stage"] == "all" and ckpt["step"] == 3
+
+    def adam_steps(state: dict[str, Any]) -> set[float]:
+        return {float(v["step"]) for v in state["opt_g"]["state"].values()}
+
+    assert adam_steps(img) == {2.0} and adam_steps(ckpt) == {3.0}  # not a fresh optimiser
+    with pytest.warns(UserWarning, match="resuming all from step 3"):
+        assert run(parser.parse_args(cont)) == 0
+    lines = (tmp_path / "run" / "all" / "loss_log.jsonl").read_text().splitlines()
+    assert [json.loads(ln)["step"] for ln in lines] == [2, 3]
+    capsys.readouterr()
+    for bad in (["--stage", "img", *common, "--continue-from", str(img_last)],
+                [*cont, "--init", str(tmp_path / "run" / "img" / "model.pt")]):
+        assert run(parser.parse_args(bad)) == 2
+        assert "--continue-from" in capsys.readouterr().err
+    not_img = ["--stage", "all", *common[:-1], str(tmp_path / "other"), "--continue-from",
+               str(tmp_path / "run" / "all" / "last.pt")]
+    assert run(parser.parse_args(not_img)) == 2
+    assert "stage 'all'" in capsys.readouterr().err
 
 
 def test_cli_overrides_reach_the_stored_config(tmp_path: Path) -> None:

@@ -147,7 +147,8 @@ def test_device_is_validated_and_normalised(tmp_path: Path) -> None:
     assert LinkConfig(decoder="sionna", device="cuda").device == "cuda:0"
     assert resolve_device("auto") == ("cuda:0" if torch.cuda.is_available() else "cpu")
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    with pytest.raises(ValueError, match=rf"cuda:{count}': this host has {count} CUDA"):
+    found = f"has {count} CUDA" if count else "has no CUDA device; give cpu or auto"
+    with pytest.raises(ValueError, match=rf"cuda:{count}': this host {found}"):
         resolve_device(f"cuda:{count}")
 
 

@@ -483,11 +483,21 @@ class GANTrainer(LoopTrainer, Generic[CfgT, ModelT, LossT]):
     def checkpoint_label(self) -> str:
         return self.label
 
+    def _load(self, path: str | Path) -> dict[str, Any]:
+        """``torch.load`` of a model file or training checkpoint (``weights_only``); a
+        file it cannot read, or one that holds no mapping, is a one-line ValueError."""
+        try:
+            ckpt = torch.load(Path(path), map_location=self.device, weights_only=True)
+        except (RuntimeError, pickle.UnpicklingError, EOFError) as err:
+            raise ValueError(f"{path}: not a model file (torch.load could not read it: "
+                             f"{type(err).__name__})") from None
+        return ckpt if isinstance(ckpt, dict) else {}
+
     def resume(self, path: str | Path, expect: dict[str, Any] | None = None) -> None:
         """Restore a checkpoint written by :meth:`save` for the same model config: the
         weights, discriminator, optimisers and step. ``expect``: the tags it must carry
         when they are not this run's (a stage continuing the previous stage's run)."""
-        ckpt = torch.load(Path(path), map_location=self.device, weights_only=True)
+        ckpt = self._load(path)
         tags = {k: ckpt.get(k) for k in self.tags()}
         if ckpt.get("format") != self.train_format or tags != (expect or self.tags()):
             found = "".join(f", {k} {v!r}" for k, v in tags.items())
@@ -514,14 +524,7 @@ class GANTrainer(LoopTrainer, Generic[CfgT, ModelT, LossT]):
         those under the ``exclude`` prefixes (they keep their fresh initialisation, e.g.
         a resized codebook). With ``exclude`` the model configs may differ, but every
         loaded tensor must have the shape this model gives it (ValueError naming it)."""
-        try:
-            ckpt = torch.load(Path(path), map_location=self.device, weights_only=True)
-        except (RuntimeError, pickle.UnpicklingError, EOFError) as err:
-            raise ValueError(f"{path}: not a model file (torch.load could not read it: "
-                             f"{type(err).__name__})") from None
-        if not isinstance(ckpt, dict):
-            raise ValueError(f"{path}: neither {self.label} model.pt nor a training "
-                             "checkpoint")
+        ckpt = self._load(path)
         state = ckpt.get("state_dict", ckpt.get("model"))
         if ckpt.get("format") not in (self.model_format, self.train_format) or state is None:
             raise ValueError(f"{path}: neither {self.label} model.pt nor a training "

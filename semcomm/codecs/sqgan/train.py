@@ -286,7 +286,7 @@ def run(args: argparse.Namespace) -> int:
             trainer.init_from(args.semantic_from, branch="semantic")
     except cli.INPUT_ERRORS as err:
         return cli.bad_input("semcomm train sqgan", err)
-    path = cli.finish(trainer, args, Path(args.out) / args.stage)
+    path = cli.finish(trainer, args, out)
     print(f"sqgan {args.stage}: {trainer.step} steps, perceptual={cfg.train.perceptual}; "
           f"model written to {path}")
     return 0

@@ -195,6 +195,10 @@ def test_stage_all_continues_the_img_run(tmp_path: Path,
                str(tmp_path / "run" / "all" / "last.pt")]
     assert run(parser.parse_args(not_img)) == 2
     assert "stage 'all'" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    assert run(parser.parse_args([*not_img[:-1], str(garbage)])) == 2
+    assert "not a model file" in capsys.readouterr().err
 
 
 def test_cli_overrides_reach_the_stored_config(tmp_path: Path) -> None:

@@ -130,10 +130,11 @@ def fork_map(fn: Callable[[Any, T], R], items: Sequence[T], state: Any, workers:
     order.
     """
     workers = min(workers, len(items))
-    if workers > 1 and not _IN_WORKER and _REMOTE is not None and not fork_ok(device)[0]:
+    forkable = fork_ok(device)[0]
+    if workers > 1 and not _IN_WORKER and _REMOTE is not None and not forkable:
         yield from _REMOTE(fn, items, state, ordered)
         return
-    if workers <= 1 or _IN_WORKER or not fork_ok(device)[0]:  # (a worker forks no more)
+    if workers <= 1 or _IN_WORKER or not forkable:  # (a worker forks no more)
         yield from (fn(state, item) for item in items)
         return
     global _STATE

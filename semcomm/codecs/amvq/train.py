@@ -156,16 +156,16 @@ class Trainer(GANTrainer[AMVQConfig, AMVQ, AMVQLoss]):
         return self.loss.discriminator(batch[0], out)
 
     def init_from(self, path: str | Path, prefix: str | None = None,
-                  exclude: Sequence[str] = ()) -> None:
+                  exclude: Sequence[str] = ()) -> dict[str, Any]:
         """The shared ``--init``, remembering the source file and its steps for the
         exported file's metadata (``init``, ``init_steps``: a fine-tune or re-export
         says what it started from)."""
-        super().init_from(path, prefix, exclude)
-        ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
+        ckpt = super().init_from(path, prefix, exclude)
         meta = ckpt.get("meta", {})
         self.init_meta = {"init": Path(path).name,
                           "init_steps": int(meta.get("init_steps", 0)) + int(
                               meta.get("step", ckpt.get("step", 0)))}
+        return ckpt
 
     def export(self, path: Path, table_images: int) -> Path:
         t = self.cfg.train

@@ -518,12 +518,13 @@ class GANTrainer(LoopTrainer, Generic[CfgT, ModelT, LossT]):
         self.step = int(ckpt["step"])
 
     def init_from(self, path: str | Path, prefix: str | None = None,
-                  exclude: Sequence[str] = ()) -> None:
+                  exclude: Sequence[str] = ()) -> dict[str, Any]:
         """Load model weights from a ``model.pt`` or a ``last.pt``: all of them, or only
         those whose names start with ``prefix + "."`` (fine-tuning, next stage), less
         those under the ``exclude`` prefixes (they keep their fresh initialisation, e.g.
         a resized codebook). With ``exclude`` the model configs may differ, but every
-        loaded tensor must have the shape this model gives it (ValueError naming it)."""
+        loaded tensor must have the shape this model gives it (ValueError naming it).
+        Returns the loaded file (its metadata, for a subclass)."""
         ckpt = self._load(path)
         state = ckpt.get("state_dict", ckpt.get("model"))
         if ckpt.get("format") not in (self.model_format, self.train_format) or state is None:
@@ -546,6 +547,7 @@ class GANTrainer(LoopTrainer, Generic[CfgT, ModelT, LossT]):
         self.model.load_state_dict(state)
         if self.ema is not None:
             self.ema = WeightEMA(self.generator_parameters(), self.cfg.train.ema_decay)
+        return ckpt
 
     # ------------------------------------------------------------------ the loop's hooks
     def log_line(self, step: int, res: StepResult, wait: float, seconds: float,

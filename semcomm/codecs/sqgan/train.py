@@ -195,13 +195,13 @@ class Trainer(GANTrainer[SQGANConfig, SQGAN, SQGANLoss]):
         return self.loss.discriminator(x, onehot, out)
 
     def init_from(self, path: str | Path, branch: str | None = None,
-                  exclude: Sequence[str] = ()) -> None:
+                  exclude: Sequence[str] = ()) -> dict[str, Any]:
         """Load model weights from a ``model.pt`` or a ``last.pt``: both branches, or
         only ``branch`` ("semantic" | "image"; e.g. G_s from a longer ``ssm`` run), less
         the ``exclude`` prefixes (``GANTrainer.init_from``)."""
         if branch not in (None, "semantic", "image"):
             raise ValueError(f"branch {branch!r} not in (None, 'semantic', 'image')")
-        super().init_from(path, prefix=branch, exclude=exclude)
+        return super().init_from(path, prefix=branch, exclude=exclude)
 
     def export(self, path: Path, table_images: int) -> Path:
         counts = collect_index_counts(self.model, self.dataset, self.cfg.train.mask_fractions,

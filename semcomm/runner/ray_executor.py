@@ -10,7 +10,7 @@ cluster.
       fingerprint) ───────────────────────────► same code? then the context (models,
     build its own context (validation,           dataset, links), ONCE per actor,
       fallback image), make the run folder         while the driver builds its own
-    attach (run folder, fallback) ────────────► run folder visible?
+    attach (run folder, fallback, tx maps) ───► run folder visible?
     phase 1: one image per idle actor ────────► encode, error-free decodes ─► lines and
     lines in image order ◄─────────────────────  cache entries (shared with every actor)
     phase 2: one point per idle actor ────────► run_point ─► lines
@@ -160,9 +160,11 @@ class SweepWorker:
                                f"{fingerprint[:12]}): install the same checkout on every node")
         self.ctx = sweep.worker_context(config)
 
-    def attach(self, run_dir: str, fallback: Any, images: list[int], config_sha: str) -> None:
+    def attach(self, run_dir: str, shared: tuple[Any, Any], images: list[int],
+               config_sha: str) -> None:
         """The run this worker measures, after checking that it sees the run folder (a
-        shared filesystem on a cluster)."""
+        shared filesystem on a cluster); ``shared``: the driver's fallback image and
+        transmitter maps (not built again here)."""
         host, path = socket.gethostname(), Path(run_dir) / "config.yaml"
         if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != config_sha:
             raise RuntimeError(f"run folder {run_dir!r} is not visible on Ray node "
@@ -170,13 +172,14 @@ class SweepWorker:
                                "every node mounts at the same path")
         if self.ctx is None:
             raise RuntimeError("the worker's context was not built (its prepare failed)")
-        sweep.worker_attach(self.ctx, run_dir, fallback, images)
+        fallback, tx_labels = shared
+        sweep.worker_attach(self.ctx, run_dir, fallback, images, tx_labels)
 
-    def build(self, config: dict[str, Any], run_dir: str, fallback: Any,
+    def build(self, config: dict[str, Any], run_dir: str, shared: tuple[Any, Any],
               images: list[int], config_sha: str, fingerprint: str) -> None:
         """:meth:`prepare` and :meth:`attach` (an actor started mid-run)."""
         self.prepare(config, fingerprint)
-        self.attach(run_dir, fallback, images, config_sha)
+        self.attach(run_dir, shared, images, config_sha)
 
     def point(self, job: tuple[Point, dict[tuple[int, int], dict[str, Any]]]
               ) -> list[dict]:
@@ -272,7 +275,8 @@ class RayPool:
         return self.actors[slot]
 
     def attach(self, ctx: Context) -> None:
-        """Give the actors the run (folder, fallback image, images) once the driver's
+        """Give the actors the run (folder, fallback image, the transmitter's maps that
+        the driver segmented, images) once the driver's
         context and run folder exist; actors beyond one per image and point end here."""
         import ray
 
@@ -282,10 +286,10 @@ class RayPool:
             ray.kill(actor)
         del self.actors[useful:], self.preparing[useful:]
         self.size = len(self.actors)
-        self._fallback = ray.put(ctx.fallback)
+        self._shared = ray.put((ctx.fallback, ctx.tx_labels))
         self._config_sha = hashlib.sha256(
             (ctx.run_dir / "config.yaml").read_bytes()).hexdigest()
-        self.building = {actor.attach.remote(str(ctx.run_dir), self._fallback, ctx.images,
+        self.building = {actor.attach.remote(str(ctx.run_dir), self._shared, ctx.images,
                                              self._config_sha): slot
                          for slot, actor in enumerate(self.actors)}
 
@@ -294,7 +298,7 @@ class RayPool:
         context build."""
         ctx = self.ctx
         assert ctx is not None
-        return self._new(slot).build.remote(self._config, str(ctx.run_dir), self._fallback,
+        return self._new(slot).build.remote(self._config, str(ctx.run_dir), self._shared,
                                             ctx.images, self._config_sha, self._fingerprint)
 
     def _built(self) -> None:

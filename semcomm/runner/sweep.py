@@ -1025,12 +1025,15 @@ def worker_context(config: dict[str, Any]) -> Context:
                    fallback=np.zeros((1, 1, 3), np.uint8))
 
 
-def worker_attach(ctx: Context, run_dir: str, fallback: np.ndarray,
-                  images: list[int]) -> None:
+def worker_attach(ctx: Context, run_dir: str, fallback: np.ndarray, images: list[int],
+                  tx_labels: list[np.ndarray | None] | None = None) -> None:
     """Point a worker's context at its run (payloads come from ``run_dir/payloads``,
-    written by phase 1) and make it this process's :data:`_WORKER`."""
+    written by phase 1) and make it this process's :data:`_WORKER`; ``tx_labels``: the
+    parent's transmitter maps (``Context.tx_labels``), for a worker that encodes."""
     global _WORKER
     ctx.run_dir, ctx.fallback, ctx.images = Path(run_dir), fallback, images
+    if tx_labels is not None:
+        ctx._tx_labels = tx_labels
     _WORKER = (ctx, Encoder(ctx))
 
 
